@@ -1,0 +1,111 @@
+"""Admission: is the model served, is its lane below its depth limit; enqueue in the same atomic step."""
+
+import math
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+from rq.utils import now
+
+from shared import names
+from shared.errors import ModelNotFound, NoWorkers, QueueFull
+from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION, JobPayload, Status
+from shared.scripts import ADMIT
+from shared.settings import Settings
+
+
+@dataclass
+class Admitted:
+    job_id: str
+    depth: int
+    replayed: bool = False
+
+
+class Admission:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._admit = redis.register_script(ADMIT)
+        # RQ builds its job records with a client it never uses here; all I/O goes through `redis`.
+        self._rq_codec = SyncRedis()
+
+    async def live_workers(self, model: str) -> int:
+        return int(await self._redis.zcount(names.model_workers_key(model), time.time(), "+inf"))
+
+    async def check_model(self, model: str) -> None:
+        if await self.live_workers(model) == 0:
+            if not await self._redis.hexists(names.models_key(), model):
+                raise ModelNotFound(
+                    f"The model `{model}` does not exist or no worker serves it.", param="model"
+                )
+            raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
+
+    async def enqueue(
+        self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
+    ) -> Admitted:
+        """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
+        await self.check_model(payload.model)
+        limit = (
+            self._settings.max_queue_depth
+            if payload.lane == names.INTERACTIVE
+            else self._settings.max_batch_queue_depth
+        )
+        rq_fields = self._rq_fields(payload)
+        own = {
+            "status": Status.QUEUED.value,
+            "model": payload.model,
+            "lane": payload.lane,
+            "kind": payload.kind,
+            "owner": owner,
+            "created_at": payload.created,
+            "attempt": 0,
+            "seq": 0,
+            "tokens": 0,
+            **(extra or {}),
+        }
+        idem_key = names.idempotency_key(owner, idempotency) if idempotency else ""
+        args: list[Any] = [limit, self._settings.result_ttl, payload.id, idem_key, len(rq_fields)]
+        args += [item for pair in rq_fields.items() for item in pair]
+        args += [item for pair in own.items() for item in pair]
+        queue_key = names.rq_queue_key(payload.model, payload.lane)
+        keys = [queue_key, names.rq_job_key(payload.id), names.job_key(payload.id), names.rq_queues_set()]
+        outcome, value = await self._admit(keys=keys, args=args)
+        if int(outcome) == 2:
+            return Admitted(value.decode() if isinstance(value, bytes) else str(value), 0, replayed=True)
+        if int(outcome) == 0:
+            raise QueueFull(
+                f"The queue for `{payload.model}` is full ({value} waiting); retry later.",
+                retry_after=await self.retry_after(payload.model, int(value)),
+            )
+        return Admitted(payload.id, int(value))
+
+    def _rq_fields(self, payload: JobPayload) -> dict[str, Any]:
+        job = Job.create(
+            JOB_FUNCTION,
+            args=[payload.model_dump(mode="json")],
+            connection=self._rq_codec,
+            serializer=JSONSerializer,
+            id=payload.id,
+            description=JOB_DESCRIPTION,
+            timeout=self._settings.job_timeout + 30,
+            result_ttl=self._settings.result_ttl,
+            failure_ttl=self._settings.result_ttl,
+        )
+        job.origin = names.queue_name(payload.model, payload.lane)
+        job.enqueued_at = now()
+        job._status = JobStatus.QUEUED
+        return {
+            key: value.value if isinstance(value, Enum) else value for key, value in job.to_dict().items()
+        }
+
+    async def retry_after(self, model: str, depth: int) -> int:
+        """Seconds until the queue has likely drained by one slot: depth x mean job time / workers."""
+        recent = await self._redis.lrange(names.job_durations_key(model), 0, 49)
+        mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
+        workers = max(1, await self.live_workers(model))
+        return max(1, min(600, math.ceil(depth * mean / workers)))

@@ -1,0 +1,51 @@
+"""The FastAPI application: clients built once in the lifespan, routers, and the error mapping."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api import errors
+from api.admission import Admission
+from api.relay import Relay
+from api.routes import generate, health, models
+from shared.settings import Settings
+
+
+def redis_client(settings: Settings) -> Redis:
+    if not settings.redis_url:
+        raise RuntimeError("LLAMAQ_REDIS_URL is not set (llamaq up sets it for you)")
+    # Short connect timeout: while Redis is down, callers get a 503 within a second.
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=0.5,
+        socket_timeout=5,
+        health_check_interval=15,
+        max_connections=512,
+    )
+
+
+def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = redis if redis is not None else redis_client(settings)
+        relay = Relay(client, settings)
+        app.state.settings = settings
+        app.state.redis = client
+        app.state.relay = relay
+        app.state.admission = Admission(client, settings)
+        await relay.start()
+        try:
+            yield
+        finally:
+            await relay.stop()
+            if redis is None:
+                await client.aclose()
+
+    app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan)
+    errors.install(app)
+    app.include_router(generate.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    return app

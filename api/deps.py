@@ -1,0 +1,56 @@
+"""Request dependencies as `Annotated` aliases: settings, clients built by the lifespan, the caller."""
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from api.admission import Admission
+from api.relay import Relay
+from shared.errors import Unauthorized
+from shared.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _redis(request: Request) -> Redis:
+    return request.app.state.redis
+
+
+def _relay(request: Request) -> Relay:
+    return request.app.state.relay
+
+
+def _admission(request: Request) -> Admission:
+    return request.app.state.admission
+
+
+def owner_of(request: Request, settings: Settings) -> str:
+    """Who is calling: a digest of their key, compared in constant time; `public` without keys."""
+    if not settings.api_keys:
+        return "public"
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+    matched = False
+    for key in settings.api_keys:
+        matched |= hmac.compare_digest(token.encode(), key.get_secret_value().encode())
+    if not matched:
+        raise Unauthorized("Incorrect API key provided.")
+    return hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def _owner(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
+    return owner_of(request, settings)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RedisDep = Annotated[Redis, Depends(_redis)]
+RelayDep = Annotated[Relay, Depends(_relay)]
+AdmissionDep = Annotated[Admission, Depends(_admission)]
+OwnerDep = Annotated[str, Depends(_owner)]

@@ -1,0 +1,79 @@
+"""Every error leaves the API as an OpenAI error object; internals go to the log only."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+
+from shared.errors import InvalidRequest, LlamaqError, Unavailable
+from shared.schemas import UNSUPPORTED_FIELDS
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(exc: LlamaqError) -> ORJSONResponse:
+    return ORJSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers())
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    parts = [p for p in loc if p != "body"]
+    # Pydantic names the union member it tried (`str`, `list[TextPart]`, `TextPart`): not a field.
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and (part[:1].islower() or part == "schema") and "[" not in part:
+            text += ("." if text else "") + part
+    return text or None
+
+
+def from_validation(exc: RequestValidationError) -> InvalidRequest:
+    errors = exc.errors()
+    if not errors:
+        return InvalidRequest("The request body is invalid.")
+    first = errors[0]
+    kind, param = first.get("type", ""), _param(tuple(first.get("loc", ())))
+    if kind == "json_invalid":
+        return InvalidRequest("We could not parse the JSON body of your request. Send valid JSON.")
+    if kind == "missing":
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+    if kind == "extra_forbidden":
+        name = str(first["loc"][-1])
+        if name in UNSUPPORTED_FIELDS:
+            return InvalidRequest(f"'{name}' is not supported by this server.", param=param)
+        return InvalidRequest(f"Unrecognized request argument supplied: {name}", param=param)
+    if kind in ("model_type", "dict_type") and param is None:
+        return InvalidRequest("The request body must be a JSON object.")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LlamaqError)
+    async def _llamaq(request: Request, exc: LlamaqError) -> ORJSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return error_response(from_validation(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> ORJSONResponse:
+        error = LlamaqError(str(exc.detail))
+        error.status, error.type = exc.status_code, "invalid_request_error"
+        error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return error_response(error)
+
+    @app.exception_handler(RedisError)
+    async def _redis(request: Request, exc: RedisError) -> ORJSONResponse:
+        logger.warning("redis unavailable: %s", type(exc).__name__)
+        return error_response(Unavailable("The queue (Redis) is unavailable; retry shortly."))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> ORJSONResponse:
+        logger.exception("unhandled error")
+        return error_response(LlamaqError("The server had an error while processing your request."))

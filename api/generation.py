@@ -1,0 +1,129 @@
+"""Synchronous and streaming generation: enqueue, follow the job's events, answer or relay them."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import Request
+from fastapi.responses import ORJSONResponse, StreamingResponse
+
+from api.admission import Admission
+from api.cancel import cancel_job
+from api.relay import Event, Follower, Relay
+from api.streaming import ChunkWriter
+from shared import events
+from shared.errors import ClientGone, JobFailed, Timeout
+from shared.jobs import JobPayload
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# How often a waiting request checks whether its client has gone.
+DISCONNECT_POLL = 0.5
+
+
+class Generation:
+    def __init__(self, request: Request, relay: Relay, admission: Admission, settings: Settings) -> None:
+        self.request = request
+        self.relay = relay
+        self.admission = admission
+        self.settings = settings
+
+    async def serve(self, payload: JobPayload, owner: str, stream: bool, include_usage: bool) -> Any:
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        job_id = payload.id
+        try:
+            follower = await stack.enter_async_context(self.relay.follow(job_id))
+            await self.admission.enqueue(payload, owner)
+            loop = asyncio.get_running_loop()
+            first = await self._wait(
+                follower, loop.time() + self.settings.sync_timeout, skip_started=not stream
+            )
+            if not stream:
+                _, event = first
+                await stack.aclose()
+                return ORJSONResponse(event["response"])
+            body = self._relay_stream(follower, first, ChunkWriter(payload, include_usage), stack.pop_all())
+            return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
+        except (JobFailed, Timeout):
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await cancel_job(self.relay.redis, self.settings, job_id, payload.model, payload.lane)
+                await stack.aclose()
+            raise
+
+    async def _wait(self, follower: Follower, deadline: float, skip_started: bool) -> Event:
+        """Next event that matters; raises the job's error, or Timeout (with the job id) at the deadline."""
+        loop = asyncio.get_running_loop()
+        while True:
+            step = min(deadline, loop.time() + DISCONNECT_POLL)
+            got = await follower.next(step)
+            if got is None:
+                if loop.time() >= deadline:
+                    raise Timeout(
+                        f"No result within {self.settings.sync_timeout:g} s; the job continues as "
+                        f"{follower.job_id}: poll GET /v1/jobs/{follower.job_id}.",
+                        code="timeout",
+                    )
+                if await self.request.is_disconnected():
+                    raise ClientGone("The client disconnected.")
+                continue
+            kind = got[1]["k"]
+            if kind == events.ERROR:
+                raise _job_error(got[1])
+            if kind == events.DONE or (kind == events.STARTED and not skip_started):
+                return got
+
+    async def _relay_stream(
+        self, follower: Follower, first: Event, writer: ChunkWriter, stack: contextlib.AsyncExitStack
+    ) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            yield writer.opening()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.job_timeout + self.settings.heartbeat_ttl * 3
+            while True:
+                got = await follower.next(deadline)
+                if got is None:
+                    error = Timeout(
+                        "The response did not finish within the job's time limit.", code="timeout"
+                    )
+                    yield writer.error(error.to_dict()["error"])
+                    return
+                _, event = got
+                if event["k"] == events.TOKEN:
+                    yield writer.token(event["x"])
+                elif event["k"] == events.DONE:
+                    finished = True
+                    yield writer.closing(event["response"])
+                    return
+                elif event["k"] == events.ERROR:
+                    finished = True
+                    yield writer.error(event["error"])
+                    return
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not finished:
+                    await cancel_job(self.relay.redis, self.settings, follower.job_id, None, None)
+                await stack.aclose()
+
+
+def _job_error(event: dict[str, Any]) -> JobFailed:
+    error = event["error"]
+    return JobFailed(
+        error["message"],
+        status=int(event["status"]),
+        type=error["type"],
+        code=error["code"],
+        param=error["param"],
+    )
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -1,0 +1,68 @@
+"""Turn a validated OpenAI request into the job payload, applying the server's caps."""
+
+import time
+
+from shared import names
+from shared.errors import InvalidRequest
+from shared.jobs import ChatMessage, JobPayload, Params, new_job_id
+from shared.schemas import ChatCompletionRequest, CompletionRequest
+from shared.settings import Settings
+
+
+def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings) -> Params:
+    limit = body.token_limit()
+    if limit is not None and limit > settings.max_tokens_cap:
+        param = "max_completion_tokens" if getattr(body, "max_completion_tokens", None) else "max_tokens"
+        raise InvalidRequest(
+            f"'{param}' is {limit}, above this server's limit of {settings.max_tokens_cap}.", param=param
+        )
+    response_format = None
+    if isinstance(body, ChatCompletionRequest) and body.response_format is not None:
+        response_format = body.response_format.model_dump(by_alias=True)
+    return Params(
+        max_tokens=limit,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        stop=body.stop_list(),
+        seed=body.seed,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        response_format=response_format,
+    )
+
+
+def chat_payload(
+    body: ChatCompletionRequest, settings: Settings, lane: str = names.INTERACTIVE
+) -> JobPayload:
+    if len(body.messages) > settings.max_messages:
+        raise InvalidRequest(
+            f"Too many messages: {len(body.messages)}, the limit is {settings.max_messages}.",
+            param="messages",
+        )
+    messages = [
+        ChatMessage(role=m.role if m.role != "developer" else "system", content=m.text())
+        for m in body.messages
+    ]
+    return JobPayload(
+        id=new_job_id(),
+        kind="chat",
+        model=body.model,
+        lane=lane,
+        created=int(time.time()),
+        messages=messages,
+        params=_params(body, settings),
+    )
+
+
+def completion_payload(
+    body: CompletionRequest, settings: Settings, lane: str = names.INTERACTIVE
+) -> JobPayload:
+    return JobPayload(
+        id=new_job_id(),
+        kind="completion",
+        model=body.model,
+        lane=lane,
+        created=int(time.time()),
+        prompt=body.prompt_text(),
+        params=_params(body, settings),
+    )

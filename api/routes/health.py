@@ -1,0 +1,49 @@
+"""Liveness (the process answers) and readiness (Redis answers; workers per model)."""
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse
+from redis.exceptions import RedisError
+
+from api.deps import RedisDep
+from shared import names
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(redis: RedisDep) -> Any:
+    try:
+        async with asyncio.timeout(1.0):
+            await redis.ping()
+            models = await _models(redis)
+    except (RedisError, OSError, TimeoutError):
+        return ORJSONResponse(
+            {"status": "unavailable", "redis": "unreachable", "models": {}}, status_code=503
+        )
+    return {"status": "ready", "redis": "ok", "models": models}
+
+
+async def _models(redis: RedisDep) -> dict[str, Any]:
+    now = time.time()
+    out: dict[str, Any] = {}
+    for raw in await redis.hkeys(names.models_key()):
+        model = raw.decode()
+        workers = await redis.zrangebyscore(names.model_workers_key(model), now, "+inf")
+        if not workers:
+            continue
+        states = [await redis.hget(names.worker_key(w.decode()), "state") for w in workers]
+        out[model] = {
+            "workers": len(workers),
+            "busy": sum(1 for s in states if s == b"busy"),
+            "queued": {lane: await redis.llen(names.rq_queue_key(model, lane)) for lane in names.LANES},
+        }
+    return out

@@ -1,0 +1,99 @@
+"""Domain errors, each carrying the OpenAI error object it becomes."""
+
+from typing import Any
+
+
+class LlamaqError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(LlamaqError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class Unauthorized(LlamaqError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class NotFound(LlamaqError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class PayloadTooLarge(LlamaqError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class QueueFull(LlamaqError):
+    status = 429
+    type = "rate_limit_error"
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Unavailable(LlamaqError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+
+class NoWorkers(Unavailable):
+    code = "no_workers"
+
+
+class Timeout(LlamaqError):
+    status = 504
+    type = "server_error"
+    code = "timeout"
+
+
+class JobFailed(LlamaqError):
+    """A job ended in error; status and code come from its terminal event."""
+
+    def __init__(self, message: str, *, status: int, type: str, code: str | None, param: str | None = None):
+        super().__init__(message, param=param, code=code)
+        self.status = status
+        self.type = type
+
+
+class ClientGone(LlamaqError):
+    """The caller went away; its job is cancelled. Nobody reads this response."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"

@@ -1,0 +1,70 @@
+"""Every Redis name llamaq uses: queues, keys and channels. Pinned by tests/unit/test_names.py."""
+
+PREFIX = "llamaq"
+INTERACTIVE = "interactive"
+BATCH = "batch"
+LANES = (INTERACTIVE, BATCH)
+
+
+def queue_name(model: str, lane: str) -> str:
+    """RQ queue name of a model's lane; RQ stores it at `rq:queue:<name>`."""
+    return f"{PREFIX}:{model}:{lane}"
+
+
+def rq_queue_key(model: str, lane: str) -> str:
+    return f"rq:queue:{queue_name(model, lane)}"
+
+
+def rq_job_key(job_id: str) -> str:
+    return f"rq:job:{job_id}"
+
+
+def rq_queues_set() -> str:
+    return "rq:queues"
+
+
+def job_key(job_id: str) -> str:
+    """Hash with the job's llamaq record: status, owner, timings, result."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def events_key(job_id: str) -> str:
+    """Capped stream replaying every event of the job."""
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def live_channel(job_id: str) -> str:
+    """Pub/sub channel carrying the job's events live."""
+    return f"{PREFIX}:job:{job_id}:live"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:cancel"
+
+
+def heartbeat_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:heartbeat"
+
+
+def model_workers_key(model: str) -> str:
+    """Sorted set: worker name -> expiry time of its registration."""
+    return f"{PREFIX}:model:{model}:workers"
+
+
+def models_key() -> str:
+    """Hash: model id -> unix time a worker first served it."""
+    return f"{PREFIX}:models"
+
+
+def worker_key(name: str) -> str:
+    """Hash describing one live worker (model, state, current job)."""
+    return f"{PREFIX}:worker:{name}"
+
+
+def job_durations_key(model: str) -> str:
+    """Capped list of recent job durations (seconds), for Retry-After and wait estimates."""
+    return f"{PREFIX}:model:{model}:durations"
+
+
+def idempotency_key(owner: str, key: str) -> str:
+    return f"{PREFIX}:idem:{owner}:{key}"

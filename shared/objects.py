@@ -1,0 +1,98 @@
+"""OpenAI response and stream-chunk objects, shaped as the official spec defines them."""
+
+from typing import Any
+
+SYSTEM_FINGERPRINT = "llamaq"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def chat_completion(
+    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage_,
+    }
+
+
+def text_completion(
+    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage_,
+    }
+
+
+def chat_chunk(
+    id_: str,
+    model: str,
+    created: int,
+    delta: dict[str, Any] | None,
+    finish_reason: str | None = None,
+    usage_: dict[str, int] | None = None,
+    with_usage_field: bool = False,
+) -> dict[str, Any]:
+    """A `chat.completion.chunk`; `delta=None` makes the usage-only chunk with no choices."""
+    chunk: dict[str, Any] = {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": []
+        if delta is None
+        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if with_usage_field:
+        chunk["usage"] = usage_
+    return chunk
+
+
+def text_chunk(
+    id_: str,
+    model: str,
+    created: int,
+    text: str | None,
+    finish_reason: str | None = None,
+    usage_: dict[str, int] | None = None,
+    with_usage_field: bool = False,
+) -> dict[str, Any]:
+    """A streamed `text_completion`; `text=None` makes the usage-only chunk with no choices."""
+    chunk: dict[str, Any] = {
+        "id": id_,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": []
+        if text is None
+        else [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if with_usage_field:
+        chunk["usage"] = usage_
+    return chunk

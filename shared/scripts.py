@@ -1,0 +1,69 @@
+"""Lua scripts that make admission, job events and claims atomic inside Redis."""
+
+# Admission and enqueue in one step, so concurrent requests cannot overfill a queue.
+# KEYS: queue list, rq job hash, llamaq job hash, rq:queues set
+# ARGV: depth limit, record ttl, job id, idempotency key or '', n rq field pairs, pairs..., llamaq pairs...
+# Returns {1, depth} admitted, {0, depth} full, {2, existing job id} idempotent replay.
+ADMIT = """
+if ARGV[4] ~= '' then
+  local existing = redis.call('GET', ARGV[4])
+  if existing then return {2, existing} end
+end
+local depth = redis.call('LLEN', KEYS[1])
+if depth >= tonumber(ARGV[1]) then return {0, depth} end
+local n = tonumber(ARGV[5])
+local rq = {}
+for i = 6, 5 + 2 * n do rq[#rq + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], unpack(rq))
+local own = {}
+for i = 6 + 2 * n, #ARGV do own[#own + 1] = ARGV[i] end
+redis.call('HSET', KEYS[3], unpack(own))
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if ARGV[4] ~= '' then redis.call('SET', ARGV[4], ARGV[3], 'EX', ARGV[2]) end
+redis.call('SADD', KEYS[4], KEYS[1])
+redis.call('RPUSH', KEYS[1], ARGV[3])
+return {1, depth + 1}
+"""
+
+# Append one event: sequence number, replay stream, live channel, and status for terminal events.
+# Refuses events for a finished job, for a stale attempt, or when the status is not the expected one,
+# so a job has exactly one terminal event whoever (worker, reaper, canceller) writes first.
+# KEYS: llamaq job hash, events stream, live channel, cancel key
+# ARGV: event json, kind, attempt or '', terminal status or '', maxlen, ttl, now, expected status or ''
+# Returns -1 refused, 0 appended, 1 appended and cancellation requested.
+EMIT = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st or st == 'completed' or st == 'failed' or st == 'cancelled' or st == 'expired' then return -1 end
+if ARGV[8] ~= '' and st ~= ARGV[8] then return -1 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then return -1 end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+if ARGV[2] == 't' then redis.call('HINCRBY', KEYS[1], 'tokens', 1) end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_at', ARGV[7], 'terminal', ARGV[1])
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 's', seq, 'e', ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('PUBLISH', KEYS[3], seq .. '|' .. ARGV[1])
+return redis.call('EXISTS', KEYS[4])
+"""
+
+# A worker takes a queued job: the job becomes in_progress under a new attempt number.
+# KEYS: llamaq job hash, heartbeat key. ARGV: worker name, now, heartbeat ttl.
+# Returns the attempt number, or -1 when the job is not queued (cancelled, finished, unknown).
+CLAIM = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'queued' then return -1 end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[2], 'worker', ARGV[1], 'tokens', 0)
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return attempt
+"""
+
+# Is the job running with no live worker behind it? Returns its attempt number, or 0.
+# KEYS: llamaq job hash, heartbeat key.
+ORPHANED = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'in_progress' then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
+"""

@@ -1,0 +1,60 @@
+"""Operator settings, read from `LLAMAQ_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLAMAQ_", extra="ignore")
+
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://, rediss://, unix://). Unset: `llamaq up` starts an embedded Redis.",
+    )
+    model_path: Path | None = Field(
+        None, description="GGUF file the worker loads; unset: the bundled SmolLM2."
+    )
+    model_name: str = Field(DEFAULT_MODEL_NAME, description="Model id clients send and the worker serves.")
+    n_threads: int = Field(1, ge=1, description="llama.cpp threads per worker; one worker per core.")
+    n_ctx: int = Field(2048, ge=64, description="Context window in tokens (prompt + completion).")
+    n_batch: int = Field(256, ge=1, description="llama.cpp prompt batch size.")
+    max_queue_depth: int = Field(
+        64, ge=1, description="Interactive jobs a model's queue may hold before 429."
+    )
+    max_batch_queue_depth: int = Field(100_000, ge=1, description="Background/batch jobs a model may hold.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated bearer keys; empty: no authentication."
+    )
+    host: str = Field("127.0.0.1", description="API listen address.")
+    port: int = Field(8000, ge=0, le=65535, description="API listen port.")
+    max_tokens_cap: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
+    max_messages: int = Field(256, ge=1, description="Most messages a chat request may carry.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    sync_timeout: float = Field(300.0, gt=0, description="Seconds a synchronous call waits for its job.")
+    job_timeout: int = Field(600, ge=1, description="Seconds a job may generate before it fails.")
+    heartbeat_interval: float = Field(1.0, gt=0, description="Seconds between worker heartbeats.")
+    heartbeat_ttl: int = Field(10, ge=2, description="Seconds without a heartbeat before a job is orphaned.")
+    result_ttl: int = Field(86_400, ge=1, description="Seconds results, events and job records are kept.")
+    job_retries: int = Field(2, ge=0, description="Extra attempts for a background job whose worker died.")
+    stream_maxlen: int = Field(8192, ge=16, description="Cap on a job's replay stream (events kept).")
+    log_json: bool = Field(False, description="Write logs as JSON lines.")
+    log_level: str = Field("INFO", description="Logging level.")
+    ready_file: Path | None = Field(None, description="File the worker touches once its model is warm.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,94 @@
+"""The job function RQ runs: generate, publish every token, end with exactly one terminal event."""
+
+import logging
+import time
+from typing import Any
+
+from shared import names, objects
+from shared.errors import LlamaqError, Timeout
+from shared.jobs import JobPayload, Status, response_id
+from worker.context import WorkerContext
+from worker.engine import Generation
+from worker.sink import EventSink, Refused
+
+logger = logging.getLogger(__name__)
+
+
+class Cancelled(LlamaqError):
+    status = 499
+    type = "invalid_request_error"
+    code = "cancelled"
+
+
+def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Entry point named by `shared.jobs.JOB_FUNCTION`; returns a summary, never user text."""
+    job = JobPayload.model_validate(payload)
+    sink = EventSink(ctx.scripts, ctx.settings, job.id)
+    if not sink.claim(ctx.name):
+        return {"job": job.id, "outcome": "skipped"}
+    with ctx.current.lock:
+        ctx.current.job_id, ctx.current.tokens = job.id, 0
+    started = time.monotonic()
+    try:
+        outcome = _generate(ctx, job, sink)
+    except Refused:
+        outcome = "superseded"
+    except BaseException as exc:
+        logger.exception("job failed", extra={"job_id": job.id})
+        if not sink.finished:
+            _safe_error(sink, LlamaqError("The worker failed while generating.", code="internal_error"))
+        if not isinstance(exc, Exception):
+            raise
+        outcome = "failed"
+    finally:
+        with ctx.current.lock:
+            ctx.current.job_id = None
+    duration = time.monotonic() - started
+    with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(names.job_durations_key(job.model), round(duration, 4))
+        pipe.ltrim(names.job_durations_key(job.model), 0, 99)
+        pipe.execute()
+    logger.info(
+        "job finished",
+        extra={"job_id": job.id, "model": job.model, "outcome": outcome, "seconds": round(duration, 4)},
+    )
+    return {"job": job.id, "outcome": outcome, "seconds": duration}
+
+
+def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink) -> str:
+    try:
+        prepared = ctx.engine.prepare(job)
+    except LlamaqError as exc:
+        sink.error(exc)
+        return "rejected"
+    progress = Generation(prompt_tokens=len(prepared.tokens))
+    if sink.started(ctx.name, progress.prompt_tokens):
+        sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
+        return "cancelled"
+    deadline = time.monotonic() + ctx.settings.job_timeout
+    for piece in ctx.engine.generate(prepared, job.params, progress):
+        with ctx.current.lock:
+            ctx.current.tokens = progress.completion_tokens
+        if sink.token(piece):
+            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, progress))
+            return "cancelled"
+        if time.monotonic() > deadline:
+            message = f"The job exceeded its generation time limit of {ctx.settings.job_timeout} s."
+            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, progress))
+            return "timeout"
+    sink.done(_response(job, progress))
+    return "completed"
+
+
+def _response(job: JobPayload, progress: Generation) -> dict[str, Any]:
+    build = objects.chat_completion if job.kind == "chat" else objects.text_completion
+    usage = objects.usage(progress.prompt_tokens, progress.completion_tokens)
+    text = "".join(progress.text)
+    return build(response_id(job.id, job.kind), job.model, job.created, text, progress.finish_reason, usage)
+
+
+def _safe_error(sink: EventSink, exc: LlamaqError) -> None:
+    try:
+        sink.error(exc)
+    except Exception:
+        logger.exception("could not publish the terminal event", extra={"job_id": sink.attempt})

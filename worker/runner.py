@@ -1,0 +1,89 @@
+"""RQ, adapted: no fork, two lanes dequeued without loss, and the model handed to each job."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+from rq.utils import as_text
+
+from worker.context import WorkerContext
+
+# Seconds an idle worker blocks on the interactive lane before it looks at the batch lane again.
+LANE_POLL_SECONDS = 1
+
+
+class LaneQueue(Queue):
+    @classmethod
+    def dequeue_any(  # type: ignore[override]
+        cls,
+        queues: Iterable[Queue],
+        timeout: int | None,
+        connection: Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        """Take from the first non-empty lane, in priority order.
+
+        Every pop is an atomic LMOVE into the queue's intermediate list (never BLPOP, which can lose
+        a job between pop and registry, rq#1716); only the top lane is waited on with BLMOVE.
+        """
+        keys = [queue.key for queue in queues]
+        rounds = max(1, (timeout or 0) // LANE_POLL_SECONDS)
+        while True:
+            result = cls._sweep(connection, keys, None if timeout is None else rounds)
+            if result is None:
+                return None
+            queue_key, job_id = map(as_text, result)
+            fetched = cls._fetch_dequeued_job(
+                connection, queue_key, job_id, job_class, serializer, death_penalty_class
+            )
+            if fetched is not None:
+                return fetched
+
+    @classmethod
+    def _sweep(cls, connection: Redis, keys: list[str], rounds: int | None) -> Any:
+        """Non-blocking pass over all lanes, then a short wait on the top lane; repeated `rounds` times."""
+        for _ in range(rounds or 1):
+            result = next(filter(None, (cls.lmove(connection, key, None) for key in keys)), None)
+            if result is not None or rounds is None:
+                return result
+            try:
+                return cls.lmove(connection, keys[0], LANE_POLL_SECONDS)
+            except DequeueTimeout:
+                continue
+        raise DequeueTimeout(LANE_POLL_SECONDS * (rounds or 1), keys)
+
+
+class ModelJob(Job):
+    """A job whose function receives the worker's context as its first argument."""
+
+    context: WorkerContext | None = None
+
+    def _execute(self) -> Any:
+        return self.func(self.context, *self.args, **self.kwargs)
+
+
+class ModelWorker(SimpleWorker):
+    queue_class = LaneQueue
+    job_class = ModelJob
+
+    def __init__(self, queues: list[Queue], *, context: WorkerContext, **kwargs: Any) -> None:
+        super().__init__(queues, connection=context.redis, name=context.name, **kwargs)
+        self.context = context
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return LANE_POLL_SECONDS * 5
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if isinstance(job, ModelJob):
+            job.context = self.context
+        super().execute_job(job, queue)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        # RQ leaves multi-queue jobs in the intermediate list; LaneQueue always moves, so always remove.
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
