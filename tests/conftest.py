@@ -1,0 +1,49 @@
+"""Shared fixtures. Integration tests use a real redis-server, real workers and the official client."""
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from redis import Redis
+
+from shared.redis_server import RedisServer
+from tests.stack import Stack, running_stack
+
+_db = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persist=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One API and one worker with default settings, shared by the tests that need nothing special."""
+    with running_stack(redis_server.url, tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A Redis database of its own (db 1..15), flushed before use, for tests that start their own stack."""
+    db = next(_db) % 15 + 1
+    url = f"unix://{redis_server.socket}?db={db}"
+    with Redis.from_url(url) as client:
+        client.flushdb()
+    yield url
+
+
+@pytest.fixture
+def client(stack: Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+@pytest.fixture
+def logs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "logs"

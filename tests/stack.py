@@ -1,0 +1,109 @@
+"""Real processes for integration tests: redis-server, `llamaq worker`, `llamaq api` on free ports."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.settings import DEFAULT_MODEL_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    redis_url: str
+    env: dict[str, str]
+    port: int = 0
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self, command: str, log_name: str) -> subprocess.Popen[bytes]:
+        assert self.logs is not None
+        with open(self.logs / log_name, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", command],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def add_worker(self) -> subprocess.Popen[bytes]:
+        worker = self.spawn("worker", f"worker{len(self.workers)}.log")
+        self.workers.append(worker)
+        return worker
+
+    def wait_workers(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until /health/ready reports `count` live workers for the model."""
+        model = self.env.get("LLAMAQ_MODEL_NAME", DEFAULT_MODEL_NAME)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                body = httpx.get(f"{self.base_url}/health/ready", timeout=2).json()
+                if body.get("models", {}).get(model, {}).get("workers", 0) >= count:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"{count} worker(s) not ready; logs in {self.logs}")
+
+    def stop(self) -> None:
+        for process in [*self.workers, *([self.api] if self.api else [])]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.workers, *([self.api] if self.api else [])]:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def running_stack(redis_url: str, logs: Path, workers: int = 1, **overrides: str) -> Iterator[Stack]:
+    """An API and `workers` workers against `redis_url`; `overrides` are LLAMAQ_* settings."""
+    port = free_port()
+    env = {**os.environ, "LLAMAQ_REDIS_URL": redis_url, "LLAMAQ_HOST": "127.0.0.1", "LLAMAQ_PORT": str(port)}
+    env.update({f"LLAMAQ_{key.upper()}": value for key, value in overrides.items()})
+    stack = Stack(redis_url=redis_url, env=env, port=port, logs=logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        stack.api = stack.spawn("api", "api.log")
+        for _ in range(workers):
+            stack.add_worker()
+        if workers:
+            stack.wait_workers(workers)
+        else:
+            wait_http(f"{stack.base_url}/health/live")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(url)
