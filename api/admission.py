@@ -40,9 +40,7 @@ class Admission:
     async def check_model(self, model: str) -> None:
         if await self.live_workers(model) == 0:
             if not await self._redis.hexists(names.models_key(), model):
-                raise ModelNotFound(
-                    f"The model `{model}` does not exist or no worker serves it.", param="model"
-                )
+                raise ModelNotFound(f"The model `{model}` does not exist or no worker serves it.", param="model")
             raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
 
     async def enqueue(
@@ -99,9 +97,7 @@ class Admission:
         job.origin = names.queue_name(payload.model, payload.lane)
         job.enqueued_at = now()
         job._status = JobStatus.QUEUED
-        return {
-            key: value.value if isinstance(value, Enum) else value for key, value in job.to_dict().items()
-        }
+        return {key: value.value if isinstance(value, Enum) else value for key, value in job.to_dict().items()}
 
     async def retry_after(self, model: str, depth: int) -> int:
         """Seconds until the queue has likely drained by one slot: depth x mean job time / workers."""

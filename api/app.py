@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from api import errors
 from api.admission import Admission
 from api.relay import Relay
-from api.routes import generate, health, models
+from api.routes import generate, health, jobs, models
 from shared.settings import Settings
 
 
@@ -47,5 +47,6 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(generate.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     return app

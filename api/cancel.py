@@ -1,33 +1,37 @@
-"""Cancel a job: a queued job never runs, a running one stops at its next token. Idempotent."""
+"""Stop a job: a queued job ends at once and never runs; a running one stops at its next token.
 
-import time
+Idempotent: a finished job is left as it is. Also used to expire the leftover lines of a batch.
+"""
 
 from redis.asyncio import Redis
 
 from shared import events, names
+from shared.emission import emission
 from shared.jobs import Status
 from shared.scripts import EMIT
 from shared.settings import Settings
 
+CANCELLED = (499, "cancelled", "The job was cancelled.")
+
 
 async def cancel_job(
-    redis: Redis, settings: Settings, job_id: str, model: str | None, lane: str | None
+    redis: Redis,
+    settings: Settings,
+    job_id: str,
+    model: str | None,
+    lane: str | None,
+    reason: tuple[int, str, str] = CANCELLED,
+    terminal: Status = Status.CANCELLED,
 ) -> str:
-    """Returns the job's status after the request."""
+    """Returns the job's status after the request (`unknown` when there is no such job)."""
     if model is None or lane is None:
         stored = await redis.hmget(names.job_key(job_id), ["model", "lane"])
         if stored[0] is None:
             return "unknown"
         model, lane = stored[0].decode(), stored[1].decode()
-    event = events.error(499, "invalid_request_error", "cancelled", "The job was cancelled.")
-    keys = [
-        names.job_key(job_id),
-        names.events_key(job_id),
-        names.live_channel(job_id),
-        names.cancel_key(job_id),
-    ]
-    args = [event, events.ERROR, "", Status.CANCELLED.value, settings.stream_maxlen, settings.result_ttl]
-    args += [time.time(), Status.QUEUED.value]
+    status, code, message = reason
+    event = events.error(status, "invalid_request_error", code, message)
+    keys, args = emission(settings, job_id, event, events.ERROR, terminal=terminal, expect=Status.QUEUED)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.set(names.cancel_key(job_id), 1, ex=settings.result_ttl)
         await redis.register_script(EMIT)(keys=keys, args=args, client=pipe)
@@ -36,5 +40,5 @@ async def cancel_job(
         results = await pipe.execute()
     if results[2]:
         await redis.hset(names.rq_job_key(job_id), "status", "canceled")
-    status = results[3]
-    return status.decode() if status else "unknown"
+    current = results[3]
+    return current.decode() if current else "unknown"

@@ -19,35 +19,46 @@ def error_response(exc: LlamaqError) -> ORJSONResponse:
     return ORJSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers())
 
 
-def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [p for p in loc if p != "body"]
-    # Pydantic names the union member it tried (`str`, `list[TextPart]`, `TextPart`): not a field.
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif isinstance(part, str) and (part[:1].islower() or part == "schema") and "[" not in part:
-            text += ("." if text else "") + part
+def _param(loc: tuple[Any, ...], root: Any, kind: str) -> str | None:
+    """`messages[0].content` from a pydantic location, walking the input so union tags are skipped."""
+    text, data = "", root
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(part, int) and isinstance(data, list) and 0 <= part < len(data):
+            text, data = text + f"[{part}]", data[part]
+        elif isinstance(part, str) and isinstance(data, dict) and (part in data or (last and kind == "missing")):
+            text, data = text + ("." if text else "") + part, data.get(part)
     return text or None
 
 
 def from_validation(exc: RequestValidationError) -> InvalidRequest:
-    errors = exc.errors()
+    errors = [
+        {**e, "loc": tuple(e.get("loc", ()))[1:]} if e.get("loc", ())[:1] == ("body",) else e for e in exc.errors()
+    ]
+    return from_errors(errors, exc.body)
+
+
+def from_errors(errors: list[Any], root: Any, prefix: str = "") -> InvalidRequest:
+    """The first pydantic error as an OpenAI error; `prefix` names where `root` sits in the request."""
     if not errors:
         return InvalidRequest("The request body is invalid.")
     first = errors[0]
-    kind, param = first.get("type", ""), _param(tuple(first.get("loc", ())))
+    kind = first.get("type", "")
+    param = _param(tuple(first.get("loc", ())), root, kind)
+    if prefix:
+        param = f"{prefix}.{param}" if param else prefix
     if kind == "json_invalid":
         return InvalidRequest("We could not parse the JSON body of your request. Send valid JSON.")
     if kind == "missing":
         return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
     if kind == "extra_forbidden":
         name = str(first["loc"][-1])
+        param = f"{param}.{name}" if param and not param.endswith(name) else param or name
         if name in UNSUPPORTED_FIELDS:
             return InvalidRequest(f"'{name}' is not supported by this server.", param=param)
         return InvalidRequest(f"Unrecognized request argument supplied: {name}", param=param)
-    if kind in ("model_type", "dict_type") and param is None:
-        return InvalidRequest("The request body must be a JSON object.")
+    if kind in ("model_type", "dict_type", "model_attributes_type") and param in (None, prefix or None):
+        return InvalidRequest("The request body must be a JSON object.", param=param)
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     return InvalidRequest(f"Invalid value for '{param}': {message}.", param=param)
 

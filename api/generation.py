@@ -40,9 +40,7 @@ class Generation:
             follower = await stack.enter_async_context(self.relay.follow(job_id))
             await self.admission.enqueue(payload, owner)
             loop = asyncio.get_running_loop()
-            first = await self._wait(
-                follower, loop.time() + self.settings.sync_timeout, skip_started=not stream
-            )
+            first = await self._wait(follower, loop.time() + self.settings.sync_timeout, skip_started=not stream)
             if not stream:
                 _, event = first
                 await stack.aclose()
@@ -92,9 +90,7 @@ class Generation:
             while True:
                 got = await follower.next(deadline)
                 if got is None:
-                    error = Timeout(
-                        "The response did not finish within the job's time limit.", code="timeout"
-                    )
+                    error = Timeout("The response did not finish within the job's time limit.", code="timeout")
                     yield writer.error(error.to_dict()["error"])
                     return
                 _, event = got

@@ -1,7 +1,11 @@
 """Turn a validated OpenAI request into the job payload, applying the server's caps."""
 
 import time
+from typing import Any
 
+from pydantic import ValidationError
+
+from api.errors import from_errors
 from shared import names
 from shared.errors import InvalidRequest
 from shared.jobs import ChatMessage, JobPayload, Params, new_job_id
@@ -31,17 +35,14 @@ def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings)
     )
 
 
-def chat_payload(
-    body: ChatCompletionRequest, settings: Settings, lane: str = names.INTERACTIVE
-) -> JobPayload:
+def chat_payload(body: ChatCompletionRequest, settings: Settings, lane: str = names.INTERACTIVE) -> JobPayload:
     if len(body.messages) > settings.max_messages:
         raise InvalidRequest(
             f"Too many messages: {len(body.messages)}, the limit is {settings.max_messages}.",
             param="messages",
         )
     messages = [
-        ChatMessage(role=m.role if m.role != "developer" else "system", content=m.text())
-        for m in body.messages
+        ChatMessage(role=m.role if m.role != "developer" else "system", content=m.text()) for m in body.messages
     ]
     return JobPayload(
         id=new_job_id(),
@@ -54,9 +55,7 @@ def chat_payload(
     )
 
 
-def completion_payload(
-    body: CompletionRequest, settings: Settings, lane: str = names.INTERACTIVE
-) -> JobPayload:
+def completion_payload(body: CompletionRequest, settings: Settings, lane: str = names.INTERACTIVE) -> JobPayload:
     return JobPayload(
         id=new_job_id(),
         kind="completion",
@@ -66,3 +65,20 @@ def completion_payload(
         prompt=body.prompt_text(),
         params=_params(body, settings),
     )
+
+
+def payload_for(endpoint: str, body: dict[str, Any], settings: Settings, lane: str, prefix: str) -> JobPayload:
+    """Validate `body` exactly as `endpoint` would, for background and batch work (never streamed)."""
+    model = ChatCompletionRequest if endpoint == "/v1/chat/completions" else CompletionRequest
+    try:
+        request = model.model_validate(body)
+    except ValidationError as exc:
+        raise from_errors(list(exc.errors()), body, prefix) from None
+    if request.stream:
+        raise InvalidRequest(
+            "Background and batch requests are not streamed; follow GET /v1/jobs/{id}/events instead.",
+            param=f"{prefix}.stream",
+        )
+    if isinstance(request, ChatCompletionRequest):
+        return chat_payload(request, settings, lane)
+    return completion_payload(request, settings, lane)

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import events, names
+from shared.emission import emission
 from shared.errors import Unavailable
 from shared.jobs import Status
 from shared.scripts import EMIT, ORPHANED
@@ -120,14 +120,15 @@ class Relay:
             return
         message = "The worker generating this response stopped; the response is incomplete. Please retry."
         event = events.error(503, "server_error", "worker_lost", message)
-        keys = [
-            names.job_key(job_id),
-            names.events_key(job_id),
-            names.live_channel(job_id),
-            names.cancel_key(job_id),
-        ]
-        args = [event, events.ERROR, attempt, Status.FAILED.value, self.settings.stream_maxlen]
-        args += [self.settings.result_ttl, time.time(), Status.IN_PROGRESS.value]
+        keys, args = emission(
+            self.settings,
+            job_id,
+            event,
+            events.ERROR,
+            attempt=attempt,
+            terminal=Status.FAILED,
+            expect=Status.IN_PROGRESS,
+        )
         await self._emit(keys=keys, args=args)
 
 

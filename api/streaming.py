@@ -25,9 +25,7 @@ class ChunkWriter:
         self._created = payload.created
         self._usage = include_usage
 
-    def _chunk(
-        self, content: str | None, finish: str | None = None, usage: Any = None, role: bool = False
-    ) -> bytes:
+    def _chunk(self, content: str | None, finish: str | None = None, usage: Any = None, role: bool = False) -> bytes:
         if self._chat:
             delta = (
                 None
@@ -36,13 +34,9 @@ class ChunkWriter:
             )
             if finish is not None:
                 delta = {}
-            chunk = objects.chat_chunk(
-                self._id, self._model, self._created, delta, finish, usage, self._usage
-            )
+            chunk = objects.chat_chunk(self._id, self._model, self._created, delta, finish, usage, self._usage)
         else:
-            chunk = objects.text_chunk(
-                self._id, self._model, self._created, content, finish, usage, self._usage
-            )
+            chunk = objects.text_chunk(self._id, self._model, self._created, content, finish, usage, self._usage)
         return sse(chunk)
 
     def opening(self) -> bytes:

@@ -26,9 +26,7 @@ def _child(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def _wait_ready(settings: Settings, children: list[subprocess.Popen[bytes]], timeout: float = 180.0) -> bool:
     url = f"http://{settings.host}:{settings.port}/v1/models"
-    headers = (
-        {"Authorization": f"Bearer {settings.api_keys[0].get_secret_value()}"} if settings.api_keys else {}
-    )
+    headers = {"Authorization": f"Bearer {settings.api_keys[0].get_secret_value()}"} if settings.api_keys else {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(child.poll() is not None for child in children):
@@ -93,9 +91,7 @@ def up(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="llamaq", description="OpenAI-compatible serving through a Redis queue."
-    )
+    parser = argparse.ArgumentParser(prog="llamaq", description="OpenAI-compatible serving through a Redis queue.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="embedded Redis + API + one worker on this machine")
     sub.add_parser("api", help="the HTTP API (needs LLAMAQ_REDIS_URL)")

@@ -68,3 +68,40 @@ def job_durations_key(model: str) -> str:
 
 def idempotency_key(owner: str, key: str) -> str:
     return f"{PREFIX}:idem:{owner}:{key}"
+
+
+def owner_index_key(owner: str, kind: str) -> str:
+    """Sorted set of an owner's jobs, files or batches (`kind`), scored by creation time."""
+    return f"{PREFIX}:owner:{owner}:{kind}"
+
+
+def batch_key(batch_id: str) -> str:
+    """Hash: the batch record and its request counts. Lua builds `<batch_key>:output|errors|jobs` too."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_lines_key(batch_id: str, kind: str) -> str:
+    """List of a batch's output lines (`output`), error lines (`errors`) or job ids (`jobs`)."""
+    return f"{batch_key(batch_id)}:{kind}"
+
+
+def batches_active_key() -> str:
+    """Set of batch ids not yet finished, watched for expiry and resumed after a restart."""
+    return f"{PREFIX}:batches:active"
+
+
+def file_key(file_id: str) -> str:
+    return f"{PREFIX}:file:{file_id}"
+
+
+def file_lines_key(file_id: str) -> str:
+    return f"{PREFIX}:file:{file_id}:lines"
+
+
+def reaper_lock_key() -> str:
+    return f"{PREFIX}:reaper:lock"
+
+
+def rq_started_key(model: str, lane: str) -> str:
+    """RQ's started-job registry of a lane (members `<job id>:<execution id>`)."""
+    return f"rq:wip:{queue_name(model, lane)}"

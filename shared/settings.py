@@ -17,16 +17,12 @@ class Settings(BaseSettings):
         None,
         description="Redis URL (redis://, rediss://, unix://). Unset: `llamaq up` starts an embedded Redis.",
     )
-    model_path: Path | None = Field(
-        None, description="GGUF file the worker loads; unset: the bundled SmolLM2."
-    )
+    model_path: Path | None = Field(None, description="GGUF file the worker loads; unset: the bundled SmolLM2.")
     model_name: str = Field(DEFAULT_MODEL_NAME, description="Model id clients send and the worker serves.")
     n_threads: int = Field(1, ge=1, description="llama.cpp threads per worker; one worker per core.")
     n_ctx: int = Field(2048, ge=64, description="Context window in tokens (prompt + completion).")
     n_batch: int = Field(256, ge=1, description="llama.cpp prompt batch size.")
-    max_queue_depth: int = Field(
-        64, ge=1, description="Interactive jobs a model's queue may hold before 429."
-    )
+    max_queue_depth: int = Field(64, ge=1, description="Interactive jobs a model's queue may hold before 429.")
     max_batch_queue_depth: int = Field(100_000, ge=1, description="Background/batch jobs a model may hold.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated bearer keys; empty: no authentication."
@@ -43,6 +39,9 @@ class Settings(BaseSettings):
     result_ttl: int = Field(86_400, ge=1, description="Seconds results, events and job records are kept.")
     job_retries: int = Field(2, ge=0, description="Extra attempts for a background job whose worker died.")
     stream_maxlen: int = Field(8192, ge=16, description="Cap on a job's replay stream (events kept).")
+    events_timeout: float = Field(3600.0, gt=0, description="Longest a /v1/jobs/{id}/events stream stays open.")
+    max_file_bytes: int = Field(100_000_000, ge=1024, description="Largest batch input file accepted (413 above).")
+    max_batch_lines: int = Field(50_000, ge=1, description="Most requests one batch input file may hold.")
     log_json: bool = Field(False, description="Write logs as JSON lines.")
     log_level: str = Field("INFO", description="Logging level.")
     ready_file: Path | None = Field(None, description="File the worker touches once its model is warm.")

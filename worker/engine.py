@@ -22,9 +22,7 @@ class LlamaLike(Protocol):
     metadata: dict[str, str]
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]: ...
-    def detokenize(
-        self, tokens: list[int], prev_tokens: list[int] | None = None, special: bool = False
-    ) -> bytes: ...
+    def detokenize(self, tokens: list[int], prev_tokens: list[int] | None = None, special: bool = False) -> bytes: ...
     def generate(self, tokens: list[int], **kwargs: Any) -> Iterator[int]: ...
     def set_seed(self, seed: int) -> None: ...
     def n_ctx(self) -> int: ...
@@ -63,9 +61,7 @@ class Engine:
         if job.kind == "chat":
             assert job.messages is not None
             rendered = self._formatter(messages=[m.model_dump() for m in job.messages])
-            tokens = self.llama.tokenize(
-                rendered.prompt.encode(), add_bos=not rendered.added_special, special=True
-            )
+            tokens = self.llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
             extra = rendered.stop or []
             stops += [extra] if isinstance(extra, str) else list(extra)
         else:

@@ -38,9 +38,7 @@ class LaneQueue(Queue):
             if result is None:
                 return None
             queue_key, job_id = map(as_text, result)
-            fetched = cls._fetch_dequeued_job(
-                connection, queue_key, job_id, job_class, serializer, death_penalty_class
-            )
+            fetched = cls._fetch_dequeued_job(connection, queue_key, job_id, job_class, serializer, death_penalty_class)
             if fetched is not None:
                 return fetched
 

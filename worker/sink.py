@@ -6,6 +6,7 @@ from typing import Any
 from redis import Redis
 
 from shared import events, names
+from shared.emission import emission
 from shared.errors import LlamaqError
 from shared.jobs import Status
 from shared.scripts import CLAIM, EMIT
@@ -27,28 +28,19 @@ class EventSink:
         self._scripts = scripts
         self._settings = settings
         self._job_id = job_id
-        self._keys = [
-            names.job_key(job_id),
-            names.events_key(job_id),
-            names.live_channel(job_id),
-            names.cancel_key(job_id),
-        ]
         self.attempt = 0
         self.finished = False
 
     def claim(self, worker: str) -> bool:
         keys = [names.job_key(self._job_id), names.heartbeat_key(self._job_id)]
-        attempt = int(
-            self._scripts.claim(keys=keys, args=[worker, time.time(), self._settings.heartbeat_ttl])
-        )
+        attempt = int(self._scripts.claim(keys=keys, args=[worker, time.time(), self._settings.heartbeat_ttl]))
         self.attempt = max(attempt, 0)
         return attempt > 0
 
     def _emit(self, event: bytes, kind: str, terminal: str = "") -> bool:
         """Append an event; True when the job's cancellation was requested."""
-        args = [event, kind, self.attempt, terminal, self._settings.stream_maxlen]
-        args += [self._settings.result_ttl, time.time(), ""]
-        result = int(self._scripts.emit(keys=self._keys, args=args))
+        keys, args = emission(self._settings, self._job_id, event, kind, attempt=self.attempt, terminal=terminal)
+        result = int(self._scripts.emit(keys=keys, args=args))
         if result < 0:
             raise Refused(self._job_id)
         return result == 1
@@ -63,9 +55,7 @@ class EventSink:
         self.finished = True
         self._emit(events.done(response), events.DONE, Status.COMPLETED)
 
-    def error(
-        self, exc: LlamaqError, status: Status = Status.FAILED, partial: dict[str, Any] | None = None
-    ) -> None:
+    def error(self, exc: LlamaqError, status: Status = Status.FAILED, partial: dict[str, Any] | None = None) -> None:
         self.finished = True
         event = events.error(exc.status, exc.type, exc.code, exc.message, exc.param, partial)
         self._emit(event, events.ERROR, status)

@@ -23,9 +23,7 @@ async def create_chat_completion(
 ) -> Any:
     payload = chat_payload(body, settings)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Generation(request, relay, admission, settings).serve(
-        payload, owner, bool(body.stream), include_usage
-    )
+    return await Generation(request, relay, admission, settings).serve(payload, owner, bool(body.stream), include_usage)
 
 
 @router.post("/completions")
@@ -39,6 +37,4 @@ async def create_completion(
 ) -> Any:
     payload = completion_payload(body, settings)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Generation(request, relay, admission, settings).serve(
-        payload, owner, bool(body.stream), include_usage
-    )
+    return await Generation(request, relay, admission, settings).serve(payload, owner, bool(body.stream), include_usage)

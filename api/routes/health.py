@@ -26,9 +26,7 @@ async def ready(redis: RedisDep) -> Any:
             await redis.ping()
             models = await _models(redis)
     except (RedisError, OSError, TimeoutError):
-        return ORJSONResponse(
-            {"status": "unavailable", "redis": "unreachable", "models": {}}, status_code=503
-        )
+        return ORJSONResponse({"status": "unavailable", "redis": "unreachable", "models": {}}, status_code=503)
     return {"status": "ready", "redis": "ok", "models": models}
 
 

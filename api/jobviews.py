@@ -1,0 +1,82 @@
+"""Read a job back: its public object, visible only to its owner."""
+
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from shared import names
+from shared.errors import NotFound
+from shared.jobs import Status
+
+_FIELDS = [
+    "status", "owner", "model", "lane", "kind", "created_at", "started_at", "finished_at",
+    "attempt", "tokens", "terminal", "endpoint", "metadata", "batch",
+]  # fmt: skip
+
+
+async def load(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
+    """The job's record; 404 when missing, expired, or owned by another key."""
+    values = await redis.hmget(names.job_key(job_id), _FIELDS)
+    record = {k: v.decode() for k, v in zip(_FIELDS, values, strict=True) if v is not None}
+    if record.get("owner") != owner:
+        raise NotFound(f"No job found with id '{job_id}' (it may have expired).", param="job_id")
+    return record
+
+
+async def queue_position(redis: Redis, job_id: str, record: dict[str, Any]) -> int | None:
+    """Jobs ahead of this one: its place in its lane, plus the whole interactive lane for batch work."""
+    model, lane = record["model"], record["lane"]
+    position = await redis.lpos(names.rq_queue_key(model, lane), job_id)
+    if position is None:
+        return None
+    if lane != names.INTERACTIVE:
+        position += await redis.llen(names.rq_queue_key(model, names.INTERACTIVE))
+    return int(position)
+
+
+async def estimated_wait(redis: Redis, model: str, ahead: int) -> float:
+    recent = await redis.lrange(names.job_durations_key(model), 0, 49)
+    mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
+    workers = await redis.zcount(names.model_workers_key(model), time.time(), "+inf")
+    return round((ahead + 1) * mean / max(1, workers), 2)
+
+
+async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
+    record = await load(redis, job_id, owner)
+    status = record["status"]
+    terminal = orjson.loads(record["terminal"]) if record.get("terminal") else None
+    body: dict[str, Any] = {
+        "id": job_id,
+        "object": "job",
+        "endpoint": record.get("endpoint") or _endpoint(record.get("kind")),
+        "model": record["model"],
+        "status": status,
+        "created_at": int(float(record["created_at"])),
+        "started_at": _int(record.get("started_at")),
+        "finished_at": _int(record.get("finished_at")),
+        "attempts": int(record.get("attempt", 0)),
+        "tokens_generated": int(record.get("tokens", 0)),
+        "queue_position": None,
+        "estimated_wait_seconds": None,
+        "metadata": orjson.loads(record["metadata"]) if record.get("metadata") else None,
+        "response": terminal.get("response") if terminal and status == Status.COMPLETED else None,
+        "error": terminal.get("error") if terminal and status != Status.COMPLETED else None,
+    }
+    if terminal and terminal.get("partial"):
+        body["partial_response"] = terminal["partial"]
+    if status == Status.QUEUED:
+        ahead = await queue_position(redis, job_id, record)
+        body["queue_position"] = ahead
+        if ahead is not None:
+            body["estimated_wait_seconds"] = await estimated_wait(redis, record["model"], ahead)
+    return body
+
+
+def _endpoint(kind: str | None) -> str:
+    return "/v1/chat/completions" if kind == "chat" else "/v1/completions"
+
+
+def _int(value: str | None) -> int | None:
+    return int(float(value)) if value else None

@@ -1,0 +1,40 @@
+"""Cursor pagination over an owner's index (a sorted set by creation time), newest first."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.errors import LlamaqError
+
+
+async def page(
+    redis: Redis,
+    index: str,
+    limit: int,
+    after: str | None,
+    render: Callable[[str], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """OpenAI list object; items that expired meanwhile are dropped from the index and skipped."""
+    start = 0
+    if after:
+        rank = await redis.zrevrank(index, after)
+        start = 0 if rank is None else rank + 1
+    data: list[dict[str, Any]] = []
+    while len(data) < limit + 1:
+        ids = await redis.zrevrange(index, start, start + limit)
+        if not ids:
+            break
+        start += len(ids)
+        for raw in ids:
+            try:
+                data.append(await render(raw.decode()))
+            except LlamaqError:
+                await redis.zrem(index, raw)
+            if len(data) == limit + 1:
+                break
+    has_more = len(data) > limit
+    data = data[:limit]
+    first = data[0]["id"] if data else None
+    last = data[-1]["id"] if data else None
+    return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}

@@ -1,0 +1,108 @@
+"""Background jobs: submit and come back with the id — status, result, cancel, event stream, list."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import ORJSONResponse, StreamingResponse
+
+from api.cancel import cancel_job
+from api.deps import AdmissionDep, OwnerDep, RedisDep, RelayDep, SettingsDep
+from api.jobviews import job_object, load
+from api.listing import page
+from api.payloads import payload_for
+from api.streaming import sse
+from shared import events, names
+from shared.schemas import JobCreate
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+# A comment line keeps idle event streams open through proxies.
+KEEPALIVE_SECONDS = 15.0
+
+
+@router.post("", status_code=202)
+async def create_job(
+    body: JobCreate,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    redis: RedisDep,
+    admission: AdmissionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> ORJSONResponse:
+    payload = payload_for(body.endpoint, body.body, settings, names.BATCH, "body")
+    extra = {"endpoint": body.endpoint, "metadata": orjson.dumps(body.metadata or {})}
+    admitted = await admission.enqueue(payload, owner, extra, idempotency_key or "")
+    if not admitted.replayed:
+        index = names.owner_index_key(owner, "jobs")
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(index, {admitted.job_id: time.time()})
+            pipe.zremrangebyscore(index, 0, time.time() - settings.result_ttl)
+            pipe.expire(index, settings.result_ttl)
+            await pipe.execute()
+    return ORJSONResponse(await job_object(redis, admitted.job_id, owner), status_code=202)
+
+
+@router.get("")
+async def list_jobs(
+    owner: OwnerDep,
+    redis: RedisDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=128)] = None,
+) -> dict[str, Any]:
+    return await page(redis, names.owner_index_key(owner, "jobs"), limit, after, lambda i: job_object(redis, i, owner))
+
+
+@router.get("/{job_id}")
+async def retrieve_job(job_id: str, owner: OwnerDep, redis: RedisDep) -> dict[str, Any]:
+    return await job_object(redis, job_id, owner)
+
+
+@router.post("/{job_id}/cancel")
+async def cancel(job_id: str, owner: OwnerDep, redis: RedisDep, settings: SettingsDep) -> dict[str, Any]:
+    record = await load(redis, job_id, owner)
+    await cancel_job(redis, settings, job_id, record["model"], record["lane"])
+    return await job_object(redis, job_id, owner)
+
+
+@router.get("/{job_id}/events")
+async def job_events(
+    job_id: str,
+    request: Request,
+    owner: OwnerDep,
+    redis: RedisDep,
+    relay: RelayDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """The job's events as SSE (`id:` is the sequence number): resume with Last-Event-ID, no gap, no repeat."""
+    await load(redis, job_id, owner)
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return StreamingResponse(
+        _events(relay, job_id, after, settings.events_timeout),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+_NAMES = {events.TOKEN: "token", events.STARTED: "started", events.RETRY: "retry", events.DONE: "done"}
+
+
+async def _events(relay: Any, job_id: str, after: int, open_for: float) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + open_for
+    async with relay.follow(job_id, after) as follower:
+        while loop.time() < deadline:
+            got = await follower.next(min(deadline, loop.time() + KEEPALIVE_SECONDS))
+            if got is None:
+                yield b": keep-alive\n\n"
+                continue
+            seq, event = got
+            name = _NAMES.get(event["k"], "error")
+            yield f"event: {name}\n".encode() + sse(event, seq)
+            if event["k"] in events.TERMINAL_KINDS:
+                return
+        yield b"event: timeout\ndata: {}\n\n"
