@@ -1,16 +1,22 @@
 """The FastAPI application: clients built once in the lifespan, routers, and the error mapping."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api import errors
 from api.admission import Admission
+from api.batch_runner import BatchRunner
+from api.reaper import Reaper
 from api.relay import Relay
-from api.routes import generate, health, jobs, models
+from api.routes import batches, files, generate, health, jobs, models
 from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def redis_client(settings: Settings) -> Redis:
@@ -35,10 +41,19 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
         app.state.redis = client
         app.state.relay = relay
         app.state.admission = Admission(client, settings)
+        app.state.batches = BatchRunner(client, settings, app.state.admission)
+        reaper = Reaper(client, settings, app.state.batches)
         await relay.start()
+        await reaper.start()
+        try:
+            await app.state.batches.resume_all()
+        except RedisError:
+            logger.warning("could not resume batches: Redis unavailable at start-up")
         try:
             yield
         finally:
+            await reaper.stop()
+            await app.state.batches.stop()
             await relay.stop()
             if redis is None:
                 await client.aclose()
@@ -48,5 +63,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(health.router)
     return app

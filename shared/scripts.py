@@ -123,3 +123,28 @@ redis.call('HSET', KEYS[5], 'status', 'queued')
 redis.call('LPUSH', KEYS[3], ARGV[5])
 return 1
 """
+
+# Finish a batch whose lines have all ended (used when the last line ended before `total` was final).
+# KEYS: batch hash. ARGV: now. Returns 1 when it finished the batch.
+SETTLE_BATCH = """
+local b = redis.call('HMGET', KEYS[1], 'total', 'completed', 'failed', 'status')
+if not b[1] or tonumber(b[2] or '0') + tonumber(b[3] or '0') < tonumber(b[1]) then return 0 end
+if b[4] == 'in_progress' then
+  redis.call('HSET', KEYS[1], 'status', 'completed', 'finalizing_at', ARGV[1], 'completed_at', ARGV[1])
+  return 1
+elseif b[4] == 'cancelling' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# Set fields of a hash only while its `status` is the expected one. KEYS: hash. ARGV: status, pairs...
+# Returns 1 when set.
+SET_IF_STATUS = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+return 1
+"""

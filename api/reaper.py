@@ -1,0 +1,98 @@
+"""Periodic upkeep, one API instance at a time: orphaned jobs (dead workers) and expired batches.
+
+A running job whose heartbeat key expired lost its worker: background and batch jobs go back to the
+front of their lane (bounded attempts), others end with a `worker_lost` error. Either way RQ's
+started registry forgets it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from api.batch_runner import BatchRunner
+from shared import events, names
+from shared.emission import emission
+from shared.jobs import Status
+from shared.scripts import EMIT, REAP
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Reaper:
+    def __init__(self, redis: Redis, settings: Settings, batches: BatchRunner, interval: float = 2.0) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.batches = batches
+        self.interval = interval
+        self._reap = redis.register_script(REAP)
+        self._emit = redis.register_script(EMIT)
+        self._token = secrets.token_hex(8)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="llamaq-reaper")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                if await self.redis.set(names.reaper_lock_key(), self._token, nx=True, px=int(self.interval * 1000)):
+                    await self.sweep()
+                    await self.batches.expire_due()
+            except (RedisError, OSError):
+                logger.warning("upkeep skipped: Redis unavailable")
+            except Exception:
+                logger.exception("upkeep failed")
+            await asyncio.sleep(self.interval)
+
+    async def sweep(self) -> int:
+        """Handle every started job without a heartbeat; returns how many were requeued or failed."""
+        handled = 0
+        for raw in await self.redis.hkeys(names.models_key()):
+            model = raw.decode()
+            for lane in names.LANES:
+                members = await self.redis.zrange(names.rq_started_key(model, lane), 0, -1)
+                for member in members:
+                    job_id = member.decode().rsplit(":", 1)[0]
+                    handled += await self._reap_one(job_id, model, lane)
+        return handled
+
+    async def _reap_one(self, job_id: str, model: str, lane: str) -> int:
+        retries = self.settings.job_retries if lane != names.INTERACTIVE else 0
+        keys = [
+            names.job_key(job_id), names.heartbeat_key(job_id), names.rq_queue_key(model, lane),
+            names.rq_started_key(model, lane), names.rq_job_key(job_id), names.events_key(job_id),
+            names.live_channel(job_id),
+        ]  # fmt: skip
+        attempt = int(await self.redis.hget(names.job_key(job_id), "attempt") or 0)
+        retry = events.retry(attempt + 1, "worker_lost")
+        args = [retries, retry, self.settings.stream_maxlen, self.settings.result_ttl, job_id]
+        outcome = int(await self._reap(keys=keys, args=args))
+        if outcome == 1:
+            logger.warning("job requeued after its worker died", extra={"job_id": job_id, "attempt": attempt})
+        elif outcome == 2:
+            message = f"The worker generating this job stopped, {attempt} attempt(s) made; no result."
+            event = events.error(503, "server_error", "worker_lost", message)
+            keys, emit_args = emission(
+                self.settings,
+                job_id,
+                event,
+                events.ERROR,
+                attempt=attempt,
+                terminal=Status.FAILED,
+                expect=Status.IN_PROGRESS,
+            )
+            await self._emit(keys=keys, args=emit_args)
+            await self.redis.hset(names.rq_job_key(job_id), "status", "failed")
+            logger.warning("job failed after its worker died", extra={"job_id": job_id, "attempt": attempt})
+        return 1 if outcome else 0
