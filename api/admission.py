@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 
 from shared import names
-from shared.errors import ModelNotFound, NoWorkers, QueueFull
+from shared.errors import ContextLengthExceeded, ModelNotFound, NoWorkers, QueueFull
 from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION, JobPayload, Status
 from shared.scripts import ADMIT
 from shared.settings import Settings
@@ -43,11 +43,33 @@ class Admission:
                 raise ModelNotFound(f"The model `{model}` does not exist or no worker serves it.", param="model")
             raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
 
+    async def check_size(self, payload: JobPayload) -> None:
+        """Refuse, before queueing, a prompt that cannot fit: at best one token per longest-token bytes.
+
+        The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
+        """
+        info = await self._redis.hmget(names.model_info_key(payload.model), ["n_ctx", "max_token_bytes"])
+        if info[0] is None or info[1] is None:
+            return
+        n_ctx, longest = int(info[0]), max(1, int(info[1]))
+        texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
+        at_least = -(-sum(len(text.encode()) for text in texts) // longest)
+        wanted = at_least + (payload.params.max_tokens or 0)
+        if at_least >= n_ctx or wanted > n_ctx:
+            param = "messages" if payload.kind == "chat" else "prompt"
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {n_ctx} tokens. However, you requested at least "
+                f"{wanted} tokens ({at_least} or more in the {param}, {payload.params.max_tokens or 0} in the "
+                f"completion). Please reduce the length of the {param} or completion.",
+                param=param,
+            )
+
     async def enqueue(
         self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
     ) -> Admitted:
         """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
         await self.check_model(payload.model)
+        await self.check_size(payload)
         limit = (
             self._settings.max_queue_depth
             if payload.lane == names.INTERACTIVE

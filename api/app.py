@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from api import errors
 from api.admission import Admission
 from api.batch_runner import BatchRunner
+from api.limits import BodyLimit
 from api.reaper import Reaper
 from api.relay import Relay
 from api.routes import batches, files, generate, health, jobs, models
@@ -60,6 +61,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
 
     app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, files_limit=settings.max_file_bytes + 65_536)
     app.include_router(generate.router)
     app.include_router(models.router)
     app.include_router(jobs.router)

@@ -32,13 +32,21 @@ class Generation:
         self.admission = admission
         self.settings = settings
 
-    async def serve(self, payload: JobPayload, owner: str, stream: bool, include_usage: bool) -> Any:
+    async def serve(
+        self, payload: JobPayload, owner: str, stream: bool, include_usage: bool, idempotency: str = ""
+    ) -> Any:
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
-        job_id = payload.id
+        enqueued = False
         try:
-            follower = await stack.enter_async_context(self.relay.follow(job_id))
-            await self.admission.enqueue(payload, owner)
+            follower = await stack.enter_async_context(self.relay.follow(payload.id))
+            admitted = await self.admission.enqueue(payload, owner, idempotency=idempotency)
+            enqueued = True
+            if admitted.replayed:
+                # A retried submit: follow the job the first attempt created, from its first event.
+                payload = payload.model_copy(update={"id": admitted.job_id})
+                await stack.aclose()
+                follower = await stack.enter_async_context(self.relay.follow(payload.id))
             loop = asyncio.get_running_loop()
             first = await self._wait(follower, loop.time() + self.settings.sync_timeout, skip_started=not stream)
             if not stream:
@@ -53,7 +61,8 @@ class Generation:
             raise
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await cancel_job(self.relay.redis, self.settings, job_id, payload.model, payload.lane)
+                if enqueued:
+                    await cancel_job(self.relay.redis, self.settings, payload.id, payload.model, payload.lane)
                 await stack.aclose()
             raise
 

@@ -37,10 +37,15 @@ class Relay:
         self._emit = redis.register_script(EMIT)
         self._orphaned = redis.register_script(ORPHANED)
         self._task: asyncio.Task[None] | None = None
+        # False while the pub/sub connection is down: followers then fail fast with 503 instead of waiting.
+        self.connected = False
         # Keeps the connection subscribed (and so readable) while no job is followed.
         self._anchor = f"{names.PREFIX}:relay:{secrets.token_hex(6)}"
 
     async def start(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.subscribe(self._anchor)
+            self.connected = True
         self._task = asyncio.create_task(self._listen(), name="llamaq-relay")
 
     async def stop(self) -> None:
@@ -57,8 +62,11 @@ class Relay:
                 if self._pubsub.connection is None:
                     await self._pubsub.subscribe(self._anchor)
                 message = await self._pubsub.get_message(timeout=1.0)
+                self.connected = True
             except (RedisError, OSError):
-                logger.warning("relay lost its Redis connection; reconnecting")
+                if self.connected:
+                    logger.warning("relay lost its Redis connection; reconnecting")
+                self.connected = False
                 await asyncio.sleep(0.5)
                 continue
             if message is not None:
@@ -77,6 +85,8 @@ class Relay:
     @contextlib.asynccontextmanager
     async def follow(self, job_id: str, after_seq: int = 0) -> AsyncIterator["Follower"]:
         """Subscribe (confirmed by Redis) before yielding, so no event published later is missed."""
+        if not self.connected:
+            raise Unavailable("The queue (Redis) is unavailable; retry shortly.")
         channel = names.live_channel(job_id).encode()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         first = channel not in self._followers
@@ -86,7 +96,7 @@ class Relay:
                 confirmed = self._confirmed[channel] = asyncio.Event()
                 await self._pubsub.subscribe(channel)
                 try:
-                    await asyncio.wait_for(confirmed.wait(), timeout=5)
+                    await asyncio.wait_for(confirmed.wait(), timeout=2)
                 except TimeoutError as exc:
                     raise Unavailable("Redis did not confirm the subscription in time.") from exc
             yield Follower(self, job_id, queue, after_seq)

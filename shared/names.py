@@ -56,6 +56,11 @@ def models_key() -> str:
     return f"{PREFIX}:models"
 
 
+def model_info_key(model: str) -> str:
+    """Hash the workers of a model publish: n_ctx and the longest token in bytes (for early size checks)."""
+    return f"{PREFIX}:model:{model}:info"
+
+
 def worker_key(name: str) -> str:
     """Hash describing one live worker (model, state, current job)."""
     return f"{PREFIX}:worker:{name}"

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 # OpenAI fields this server knows but does not implement: refused with a message saying so.
 UNSUPPORTED_FIELDS = frozenset(
@@ -33,19 +33,31 @@ UNSUPPORTED_FIELDS = frozenset(
 )
 
 
+def _encodable(value: str) -> str:
+    """Refuse lone surrogates (`\\ud800`): valid JSON escapes, but not text any model can read."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the string contains invalid Unicode (a lone surrogate)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(Strict):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class Message(Strict):
     role: Literal["system", "developer", "user", "assistant"]
-    content: Annotated[str | list[TextPart], Field(union_mode="left_to_right")]
-    name: str | None = None
+    content: Annotated[Text | list[TextPart], Field(union_mode="left_to_right")]
+    name: Text | None = Field(None, max_length=256)
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -81,16 +93,16 @@ ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFor
 
 
 class SamplingFields(Strict):
-    model: str = Field(min_length=1, max_length=256)
+    model: Text = Field(min_length=1, max_length=256)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    stop: str | list[str] | None = None
+    stop: Text | list[Text] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    user: str | None = Field(None, max_length=256)
+    user: Text | None = Field(None, max_length=256)
     n: int | None = None
 
     @field_validator("n")
@@ -126,7 +138,7 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str]
+    prompt: Text | list[Text]
     max_tokens: int | None = Field(16, ge=0)
 
     @field_validator("prompt")

@@ -49,8 +49,12 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, llama: LlamaLike, *, is_eog: Any, formatter: Any, grammars: Any) -> None:
+    def __init__(
+        self, llama: LlamaLike, *, is_eog: Any, formatter: Any, grammars: Any, max_token_bytes: int = 0
+    ) -> None:
         self.llama = llama
+        # Longest token of the vocabulary in bytes: the API's lower bound on a prompt's token count.
+        self.max_token_bytes = max_token_bytes
         self._is_eog = is_eog
         self._formatter = formatter
         self._grammars = grammars

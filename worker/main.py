@@ -4,8 +4,10 @@ import logging
 import os
 import secrets
 import socket
+import time
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq.serializers import JSONSerializer
 
 from shared import names
@@ -32,19 +34,44 @@ def main(settings: Settings) -> None:
     configure_logging(settings)
     if not settings.redis_url:
         raise SystemExit("LLAMAQ_REDIS_URL is not set (llamaq up sets it for you)")
-    redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+    redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
     engine = load_engine(settings)
-    name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
-    context = WorkerContext(settings, redis, engine, Scripts(redis), name)
-    worker = build_worker(settings, redis, context)
+    context = WorkerContext(settings, redis, engine, Scripts(redis), _worker_name())
     presence = Presence(context)
     presence.start()
     if settings.ready_file:
         settings.ready_file.touch()
-    logger.info("worker ready", extra={"worker": name, "model": settings.model_name})
+    logger.info("worker ready", extra={"worker": context.name, "model": settings.model_name})
     try:
-        worker.work(logging_level=settings.log_level)
+        serve(settings, redis, context)
     finally:
         presence.stop()
         if settings.ready_file:
             settings.ready_file.unlink(missing_ok=True)
+
+
+def serve(settings: Settings, redis: Redis, context: WorkerContext) -> None:
+    """Run RQ's loop until asked to stop; when Redis drops it, wait for Redis and start again."""
+    while True:
+        worker = build_worker(settings, redis, context)
+        worker.work(logging_level=settings.log_level)
+        if worker._shutdown_requested_date is not None:
+            return
+        logger.warning("worker loop ended without a stop request; waiting for Redis to restart it")
+        _wait_for_redis(redis)
+        context.name = _worker_name()
+
+
+def _wait_for_redis(redis: Redis) -> None:
+    delay = 0.5
+    while True:
+        try:
+            redis.ping()
+            return
+        except (RedisError, OSError):
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"

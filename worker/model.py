@@ -60,7 +60,8 @@ def load_engine(settings: Settings) -> Engine:
     def is_eog(token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(model.vocab, token))
 
-    engine = Engine(llama, is_eog=is_eog, formatter=formatter, grammars=Grammars())
+    longest = max(len(llama.detokenize([token], special=True)) for token in range(llama.n_vocab()))
+    engine = Engine(llama, is_eog=is_eog, formatter=formatter, grammars=Grammars(), max_token_bytes=longest)
     warm_up(engine)
     logger.info("model loaded", extra={"model_path": str(path), "n_ctx": settings.n_ctx})
     return engine

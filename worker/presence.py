@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+from redis.exceptions import RedisError
+
 from shared import names
 from worker.context import WorkerContext
 
@@ -23,7 +25,10 @@ class Presence:
         self._thread = threading.Thread(target=self._loop, name="llamaq-heartbeat", daemon=True)
 
     def start(self) -> None:
-        self.beat()
+        try:
+            self.beat()
+        except (RedisError, OSError):
+            logger.warning("first heartbeat failed: Redis unavailable; retrying in the background")
         self._thread.start()
 
     def stop(self) -> None:
@@ -31,10 +36,13 @@ class Presence:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         model = self._ctx.settings.model_name
-        with self._ctx.redis.pipeline() as pipe:
-            pipe.zrem(names.model_workers_key(model), self._ctx.name)
-            pipe.delete(names.worker_key(self._ctx.name))
-            pipe.execute()
+        try:
+            with self._ctx.redis.pipeline() as pipe:
+                pipe.zrem(names.model_workers_key(model), self._ctx.name)
+                pipe.delete(names.worker_key(self._ctx.name))
+                pipe.execute()
+        except (RedisError, OSError):
+            logger.warning("could not deregister: Redis unavailable; the registration expires on its own")
 
     def beat(self) -> None:
         ctx, settings = self._ctx, self._ctx.settings
@@ -57,6 +65,9 @@ class Presence:
                 },
             )
             pipe.expire(names.worker_key(ctx.name), ttl)
+            if ctx.engine.max_token_bytes:
+                info = {"n_ctx": ctx.engine.llama.n_ctx(), "max_token_bytes": ctx.engine.max_token_bytes}
+                pipe.hset(names.model_info_key(settings.model_name), mapping=info)
             if job_id:
                 pipe.set(names.heartbeat_key(job_id), ctx.name, ex=ttl)
             pipe.execute()

@@ -72,6 +72,8 @@ class ModelWorker(SimpleWorker):
     def __init__(self, queues: list[Queue], *, context: WorkerContext, **kwargs: Any) -> None:
         super().__init__(queues, connection=context.redis, name=context.name, **kwargs)
         self.context = context
+        # Reconnect to Redis within seconds once it is back, not after RQ's default minute.
+        self.max_connection_wait_time = 5
 
     @property
     def dequeue_timeout(self) -> int:

@@ -1,8 +1,8 @@
 """POST /v1/chat/completions and /v1/completions."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 
 from api.deps import AdmissionDep, OwnerDep, RelayDep, SettingsDep
 from api.generation import Generation
@@ -20,10 +20,13 @@ async def create_chat_completion(
     settings: SettingsDep,
     relay: RelayDep,
     admission: AdmissionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = chat_payload(body, settings)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Generation(request, relay, admission, settings).serve(payload, owner, bool(body.stream), include_usage)
+    return await Generation(request, relay, admission, settings).serve(
+        payload, owner, bool(body.stream), include_usage, idempotency_key or ""
+    )
 
 
 @router.post("/completions")
@@ -34,7 +37,10 @@ async def create_completion(
     settings: SettingsDep,
     relay: RelayDep,
     admission: AdmissionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = completion_payload(body, settings)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Generation(request, relay, admission, settings).serve(payload, owner, bool(body.stream), include_usage)
+    return await Generation(request, relay, admission, settings).serve(
+        payload, owner, bool(body.stream), include_usage, idempotency_key or ""
+    )

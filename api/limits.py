@@ -1,0 +1,46 @@
+"""Request body limit, enforced on what is actually received (chunked bodies included), not just the header."""
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import PayloadTooLarge
+
+
+class BodyLimit:
+    """413 when a body exceeds `limit` bytes; upload routes (prefix `files_prefix`) get `files_limit`."""
+
+    def __init__(self, app: ASGIApp, limit: int, files_limit: int, files_prefix: str = "/v1/files") -> None:
+        self.app = app
+        self.limit = limit
+        self.files_limit = files_limit
+        self.files_prefix = files_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.files_limit if scope["path"].startswith(self.files_prefix) else self.limit
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"The request body exceeds this server's limit of {limit} bytes.")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    error = PayloadTooLarge(f"The request body exceeds this server's limit of {limit} bytes.")
+    body = orjson.dumps(error.to_dict())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
