@@ -42,3 +42,13 @@ async def cancel_job(
         await redis.hset(names.rq_job_key(job_id), "status", "canceled")
     current = results[3]
     return current.decode() if current else "unknown"
+
+
+async def fail_lost(redis: Redis, settings: Settings, job_id: str, attempt: int) -> bool:
+    """End a running job whose worker died (its `attempt` still current) with `worker_lost`."""
+    message = "The worker generating this job stopped before it finished; the result is incomplete. Please retry."
+    event = events.error(503, "server_error", "worker_lost", message)
+    keys, args = emission(
+        settings, job_id, event, events.ERROR, attempt=attempt, terminal=Status.FAILED, expect=Status.IN_PROGRESS
+    )
+    return int(await redis.register_script(EMIT)(keys=keys, args=args)) >= 0

@@ -14,10 +14,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.batch_runner import BatchRunner
+from api.cancel import fail_lost
 from shared import events, names
-from shared.emission import emission
-from shared.jobs import Status
-from shared.scripts import EMIT, REAP
+from shared.scripts import REAP
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,6 @@ class Reaper:
         self.batches = batches
         self.interval = interval
         self._reap = redis.register_script(REAP)
-        self._emit = redis.register_script(EMIT)
         self._token = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
 
@@ -81,18 +79,7 @@ class Reaper:
         if outcome == 1:
             logger.warning("job requeued after its worker died", extra={"job_id": job_id, "attempt": attempt})
         elif outcome == 2:
-            message = f"The worker generating this job stopped, {attempt} attempt(s) made; no result."
-            event = events.error(503, "server_error", "worker_lost", message)
-            keys, emit_args = emission(
-                self.settings,
-                job_id,
-                event,
-                events.ERROR,
-                attempt=attempt,
-                terminal=Status.FAILED,
-                expect=Status.IN_PROGRESS,
-            )
-            await self._emit(keys=keys, args=emit_args)
+            await fail_lost(self.redis, self.settings, job_id, attempt)
             await self.redis.hset(names.rq_job_key(job_id), "status", "failed")
             logger.warning("job failed after its worker died", extra={"job_id": job_id, "attempt": attempt})
         return 1 if outcome else 0

@@ -15,11 +15,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.cancel import fail_lost
 from shared import events, names
-from shared.emission import emission
 from shared.errors import Unavailable
-from shared.jobs import Status
-from shared.scripts import EMIT, ORPHANED
+from shared.scripts import ORPHANED
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,6 @@ class Relay:
         self._pubsub = redis.pubsub()
         self._followers: dict[bytes, set[asyncio.Queue[bytes]]] = {}
         self._confirmed: dict[bytes, asyncio.Event] = {}
-        self._emit = redis.register_script(EMIT)
         self._orphaned = redis.register_script(ORPHANED)
         self._task: asyncio.Task[None] | None = None
         # False while the pub/sub connection is down: followers then fail fast with 503 instead of waiting.
@@ -128,18 +126,7 @@ class Relay:
         lane = await self.redis.hget(names.job_key(job_id), "lane")
         if lane != names.INTERACTIVE.encode():
             return
-        message = "The worker generating this response stopped; the response is incomplete. Please retry."
-        event = events.error(503, "server_error", "worker_lost", message)
-        keys, args = emission(
-            self.settings,
-            job_id,
-            event,
-            events.ERROR,
-            attempt=attempt,
-            terminal=Status.FAILED,
-            expect=Status.IN_PROGRESS,
-        )
-        await self._emit(keys=keys, args=args)
+        await fail_lost(self.redis, self.settings, job_id, attempt)
 
 
 class Follower:
