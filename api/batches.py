@@ -32,7 +32,7 @@ async def create_batch(redis: Redis, settings: Settings, body: BatchCreate, owne
     batch_id = "batch_" + secrets.token_hex(16)
     now, window = int(time.time()), window_seconds(body.completion_window)
     ttl = window + settings.result_ttl
-    record = {
+    record: dict[str, Any] = {
         "owner": owner,
         "endpoint": body.endpoint,
         "input_file_id": body.input_file_id,

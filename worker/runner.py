@@ -1,6 +1,6 @@
 """RQ, adapted: no fork, two lanes dequeued without loss, and the model handed to each job."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis import Redis
@@ -69,8 +69,8 @@ class ModelWorker(SimpleWorker):
     queue_class = LaneQueue
     job_class = ModelJob
 
-    def __init__(self, queues: list[Queue], *, context: WorkerContext, **kwargs: Any) -> None:
-        super().__init__(queues, connection=context.redis, name=context.name, **kwargs)
+    def __init__(self, queues: Sequence[Queue], *, context: WorkerContext, **kwargs: Any) -> None:
+        super().__init__(list(queues), connection=context.redis, name=context.name, **kwargs)
         self.context = context
         # Reconnect to Redis within seconds once it is back, not after RQ's default minute.
         self.max_connection_wait_time = 5
