@@ -91,6 +91,12 @@ def up(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # argparse's REMAINDER drops options that come first (`llamaq bench --smoke`): pass them on untouched.
+        from bench.cli import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="llamaq", description="OpenAI-compatible serving through a Redis queue.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="embedded Redis + API + one worker on this machine")
@@ -115,10 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         from api.dashboard import main as dashboard_main
 
         dashboard_main(settings)
-    elif args.command == "bench":
-        from bench.cli import main as bench_main
-
-        return bench_main(args.args)
     return 0
 
 
