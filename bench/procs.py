@@ -1,0 +1,86 @@
+"""Child processes for the benchmark: start, wait until they answer, sample their memory, stop."""
+
+import contextlib
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(
+    args: Sequence[str], env: dict[str, str], log: Path, cpus: str | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `args` in its own session, output to `log`; `cpus` pins it with taskset (e.g. "0")."""
+    command = ["taskset", "-c", cpus, *args] if cpus else list(args)
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, children: Sequence[subprocess.Popen[bytes]], timeout: float
+) -> None:
+    """Poll `check` until it holds; fail early when a child exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError(f"{what}: a child process exited early")
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+class RssSampler:
+    """Samples the resident memory of named processes on a thread; keeps the peak per name."""
+
+    def __init__(self, pids: dict[str, list[int]], interval: float = 0.05) -> None:
+        self._procs = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
+        self._interval = interval
+        self.peak_mb: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        for name, group in self._procs.items():
+            for proc in group:
+                with contextlib.suppress(psutil.Error):
+                    self.peak_mb[name] = max(self.peak_mb[name], proc.memory_info().rss / 1e6)

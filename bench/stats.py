@@ -1,0 +1,72 @@
+"""Per-stream measurements and their summary: percentiles, decode rate, aggregate throughput."""
+
+import statistics
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Stream:
+    """One streamed completion as the client saw it (seconds from sending the request)."""
+
+    ttft: float | None = None
+    last: float | None = None
+    end: float = 0.0
+    tokens: int = 0
+    finish_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A stream counts only when it produced text and ended with a finish_reason."""
+        return self.error is None and self.finish_reason is not None and self.ttft is not None
+
+    @property
+    def decode_rate(self) -> float | None:
+        """Tokens per second after the first one: what the decode loop delivers to the client."""
+        if self.ttft is None or self.last is None or self.tokens < 2 or self.last <= self.ttft:
+            return None
+        return (self.tokens - 1) / (self.last - self.ttft)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+@dataclass
+class Run:
+    """A scenario's streams, its wall time and the peak memory of the processes behind it."""
+
+    name: str
+    clients: int
+    streams: list[Stream]
+    wall: float
+    rss_mb: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        good = [s for s in self.streams if s.ok]
+        ttfts = [s.ttft * 1000 for s in good if s.ttft is not None]
+        e2e = [s.end for s in good]
+        rates = [r for r in (s.decode_rate for s in good) if r is not None]
+        return {
+            "scenario": self.name,
+            "clients": self.clients,
+            "requests": len(self.streams),
+            "failed": len(self.streams) - len(good),
+            "ttft_p50_ms": percentile(ttfts, 50),
+            "ttft_p95_ms": percentile(ttfts, 95),
+            "decode_tok_s": median(rates),
+            "e2e_p50_s": percentile(e2e, 50),
+            "e2e_p95_s": percentile(e2e, 95),
+            "agg_tok_s": sum(s.tokens for s in good) / self.wall if self.wall > 0 else None,
+            "api_rss_mb": self.rss_mb.get("api"),
+            "worker_rss_mb": self.rss_mb.get("worker"),
+        }
