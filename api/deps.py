@@ -13,19 +13,21 @@ from shared.errors import Unauthorized
 from shared.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+# Async although they do no I/O: FastAPI runs plain `def` dependencies in its thread pool, a thread
+# hand-off per dependency per request (five per generation request).
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
-def _relay(request: Request) -> Relay:
+async def _relay(request: Request) -> Relay:
     return request.app.state.relay
 
 
-def _admission(request: Request) -> Admission:
+async def _admission(request: Request) -> Admission:
     return request.app.state.admission
 
 
@@ -45,7 +47,7 @@ def owner_of(request: Request, settings: Settings) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
-def _owner(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
+async def _owner(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:
     return owner_of(request, settings)
 
 
