@@ -25,22 +25,20 @@ async def load(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
     return record
 
 
-async def queue_position(redis: Redis, job_id: str, record: dict[str, Any]) -> int | None:
-    """Jobs ahead of this one: its place in its lane, plus the whole interactive lane for batch work."""
+async def queue_estimate(redis: Redis, job_id: str, record: dict[str, Any]) -> tuple[int | None, float | None]:
+    """Jobs ahead (place in its lane, plus the interactive lane for batch work) and likely wait, in one round trip."""
     model, lane = record["model"], record["lane"]
-    position = await redis.lpos(names.rq_queue_key(model, lane), job_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpos(names.rq_queue_key(model, lane), job_id)
+        pipe.llen(names.rq_queue_key(model, names.INTERACTIVE))
+        pipe.lrange(names.job_durations_key(model), 0, 49)
+        pipe.zcount(names.model_workers_key(model), time.time(), "+inf")
+        position, interactive, recent, workers = await pipe.execute()
     if position is None:
-        return None
-    if lane != names.INTERACTIVE:
-        position += await redis.llen(names.rq_queue_key(model, names.INTERACTIVE))
-    return int(position)
-
-
-async def estimated_wait(redis: Redis, model: str, ahead: int) -> float:
-    recent = await redis.lrange(names.job_durations_key(model), 0, 49)
+        return None, None
+    ahead = int(position) + (int(interactive) if lane != names.INTERACTIVE else 0)
     mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
-    workers = await redis.zcount(names.model_workers_key(model), time.time(), "+inf")
-    return round((ahead + 1) * mean / max(1, workers), 2)
+    return ahead, round((ahead + 1) * mean / max(1, int(workers)), 2)
 
 
 async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
@@ -67,10 +65,7 @@ async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
     if terminal and terminal.get("partial"):
         body["partial_response"] = terminal["partial"]
     if status == Status.QUEUED:
-        ahead = await queue_position(redis, job_id, record)
-        body["queue_position"] = ahead
-        if ahead is not None:
-            body["estimated_wait_seconds"] = await estimated_wait(redis, record["model"], ahead)
+        body["queue_position"], body["estimated_wait_seconds"] = await queue_estimate(redis, job_id, record)
     return body
 
 
