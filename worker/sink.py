@@ -1,5 +1,7 @@
 """Publishes one job's events to Redis: the live channel and the replay stream, in one round trip."""
 
+import queue
+import threading
 import time
 from typing import Any
 
@@ -19,6 +21,7 @@ class Refused(Exception):
 
 class Scripts:
     def __init__(self, redis: Redis) -> None:
+        self.redis = redis
         self.emit = redis.register_script(EMIT)
         self.claim = redis.register_script(CLAIM)
 
@@ -30,6 +33,7 @@ class EventSink:
         self._job_id = job_id
         self.attempt = 0
         self.finished = False
+        self._tokens: TokenSender | None = None
 
     def claim(self, worker: str) -> bool:
         keys = [names.job_key(self._job_id), names.heartbeat_key(self._job_id)]
@@ -49,13 +53,84 @@ class EventSink:
         return self._emit(events.started(worker, prompt_tokens, self.attempt), events.STARTED)
 
     def token(self, text: str) -> bool:
-        return self._emit(events.token(text), events.TOKEN)
+        """Queue a token event; True once a cancellation is seen (one token late: sends overlap decoding)."""
+        if self._tokens is None:
+            self._tokens = TokenSender(self._emit_tokens)
+        return self._tokens.put(events.token(text))
+
+    def _emit_tokens(self, batch: list[bytes]) -> bool:
+        if len(batch) == 1:
+            # The usual case; a pipeline would add a SCRIPT EXISTS round trip.
+            return self._emit(batch[0], events.TOKEN)
+        with self._scripts.redis.pipeline(transaction=False) as pipe:
+            for event in batch:
+                keys, args = emission(self._settings, self._job_id, event, events.TOKEN, attempt=self.attempt)
+                self._scripts.emit(keys=keys, args=args, client=pipe)
+            results = [int(result) for result in pipe.execute()]
+        if min(results) < 0:
+            raise Refused(self._job_id)
+        return max(results) == 1
+
+    def _flush(self) -> None:
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            tokens.close()
 
     def done(self, response: dict[str, Any]) -> None:
         self.finished = True
+        self._flush()
         self._emit(events.done(response), events.DONE, Status.COMPLETED)
 
     def error(self, exc: LlamaqError, status: Status = Status.FAILED, partial: dict[str, Any] | None = None) -> None:
         self.finished = True
-        event = events.error(exc.status, exc.type, exc.code, exc.message, exc.param, partial)
-        self._emit(event, events.ERROR, status)
+        try:
+            self._flush()
+        finally:
+            event = events.error(exc.status, exc.type, exc.code, exc.message, exc.param, partial)
+            self._emit(event, events.ERROR, status)
+
+
+class TokenSender:
+    """Sends a job's token events in order from a helper thread, so decoding never waits on Redis.
+
+    Tokens that pile up while one round trip is out go together in the next. Only Redis I/O runs on
+    the helper thread; llama.cpp stays on the worker's main thread.
+    """
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._cancelled = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="llamaq-tokens", daemon=True)
+        self._thread.start()
+
+    def put(self, event: bytes) -> bool:
+        """Queue `event`; True when cancellation was requested. Re-raises a failed send (e.g. Refused)."""
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(event)
+        return self._cancelled
+
+    def close(self) -> None:
+        """Return once every queued event is in Redis; re-raises a failed send."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            pending = [event for event in batch if event is not None]
+            try:
+                if pending and self._send(pending):
+                    self._cancelled = True
+            except BaseException as exc:
+                # Stop sending: later tokens must not reach Redis out of order; the main thread re-raises.
+                self._failure = exc
+                return
+            if None in batch:
+                return
