@@ -1,5 +1,6 @@
 """The contestants, each warmed before it is measured: raw llama.cpp, llamaq, llama-cpp-python's server."""
 
+import os
 from pathlib import Path
 
 from bench.client import run_load
@@ -29,7 +30,7 @@ def _measure(url: str, body: dict, workload: Workload, name: str, clients: int, 
     per_client = workload.single_requests if clients == 1 else workload.per_client
     with RssSampler(pids) as rss:
         streams, wall = run_load(url, body, clients, per_client)
-    return Run(name, clients, streams, wall, rss.peak_mb)
+    return Run(name, clients, streams, wall, rss.peak_mb, rss.cpu_s)
 
 
 def llamaq_runs(workload: Workload, model: str, workers: int, single: bool, scratch: Path) -> list[Run]:
@@ -37,12 +38,13 @@ def llamaq_runs(workload: Workload, model: str, workers: int, single: bool, scra
     name = LLAMAQ_1 if workers == 1 else LLAMAQ_2
     settings = {"n_threads": str(workload.threads), "n_ctx": str(workload.n_ctx), "n_batch": str(workload.n_batch)}
     with (
-        private_redis(scratch / f"redis-{workers}w") as redis_url,
-        running_llamaq(redis_url, scratch / f"logs-{workers}w", model, workers, **settings) as stack,
+        private_redis(scratch / f"redis-{workers}w") as redis,
+        running_llamaq(redis.url, scratch / f"logs-{workers}w", model, workers, **settings) as stack,
     ):
         url = f"{stack.base_url}/v1/chat/completions"
         body = workload.openai_body(model, sampler_extras=False)
         pids = {"api": [stack.api.pid], "worker": [worker.pid for worker in stack.workers]}
+        pids |= {"redis": [redis.process.pid] if redis.process else [], "client": [os.getpid()]}
         runs = [_measure(url, body, workload, name, 1, pids)] if single else []
         runs.append(_measure(url, body, workload, name, workload.clients, pids))
     return runs
@@ -53,4 +55,4 @@ def peer_run(model_path: Path, workload: Workload, model: str, threads: int, cli
     with running_peer(model_path, model, threads, workload, scratch / f"logs-peer-{threads}t") as (base, server):
         body = workload.openai_body(model, sampler_extras=True)
         url, name = f"{base}/v1/chat/completions", f"{PEER} {threads} thread(s)"
-        return _measure(url, body, workload, name, clients, {"worker": [server.pid]})
+        return _measure(url, body, workload, name, clients, {"worker": [server.pid], "client": [os.getpid()]})

@@ -53,9 +53,9 @@ def blast(url: str, body: bytes, workload: Workload, scratch: Path) -> dict[str,
 def run_frontdoor(workload: Workload, model: str, scratch: Path) -> list[dict[str, Any]]:
     rows = []
     with (
-        private_redis(scratch / "redis-frontdoor", cpus=LOAD_CPU) as redis_url,
+        private_redis(scratch / "redis-frontdoor", cpus=LOAD_CPU) as redis,
         running_llamaq(
-            redis_url, scratch / "logs-frontdoor", model, workers=0, api_cpus=API_CPU,
+            redis.url, scratch / "logs-frontdoor", model, workers=0, api_cpus=API_CPU,
             max_queue_depth="1", max_batch_queue_depth="100000000",
         ) as stack,
     ):  # fmt: skip

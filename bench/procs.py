@@ -56,17 +56,19 @@ def stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> 
 
 
 class RssSampler:
-    """Samples the resident memory of named processes on a thread; keeps the peak per name."""
+    """Samples the resident memory of named processes on a thread (peak per name); also their CPU time used."""
 
     def __init__(self, pids: dict[str, list[int]], interval: float = 0.05) -> None:
         self._procs = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
         self._interval = interval
         self.peak_mb: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self.cpu_s: dict[str, float] = dict.fromkeys(pids, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
 
     def __enter__(self) -> "RssSampler":
         self._sample()
+        self._cpu_at_start = self._cpu()
         self._thread.start()
         return self
 
@@ -74,6 +76,16 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self.cpu_s = {name: used - self._cpu_at_start[name] for name, used in self._cpu().items()}
+
+    def _cpu(self) -> dict[str, float]:
+        used = dict.fromkeys(self._procs, 0.0)
+        for name, group in self._procs.items():
+            for proc in group:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    used[name] += times.user + times.system
+        return used
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

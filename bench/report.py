@@ -12,7 +12,7 @@ COLUMNS = [
     ("scenario", "scenario"), ("clients", "clients"), ("requests", "req"), ("failed", "failed"),
     ("ttft_p50_ms", "TTFT p50 ms"), ("ttft_p95_ms", "TTFT p95 ms"), ("decode_tok_s", "decode tok/s"),
     ("e2e_p50_s", "e2e p50 s"), ("e2e_p95_s", "e2e p95 s"), ("agg_tok_s", "agg tok/s"),
-    ("api_rss_mb", "API RSS MB"), ("worker_rss_mb", "worker RSS MB"),
+    ("api_rss_mb", "API RSS MB"), ("worker_rss_mb", "worker RSS MB"), ("relay_cpu_ms_tok", "API+redis CPU ms/tok"),
     ("vs", "vs"), ("ttft_delta_ms", "+TTFT p50 ms"), ("decode_ratio", "decode x"), ("agg_ratio", "agg x"),
 ]  # fmt: skip
 FRONTDOOR_COLUMNS = [
@@ -35,6 +35,11 @@ def baseline_of(row: Row) -> tuple[str, int] | None:
     return None
 
 
+def clients_match_single(row: Row) -> bool:
+    """Added TTFT means something for one client only; under load it is queueing time."""
+    return bool(row["clients"] == 1)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -47,7 +52,7 @@ def with_ratios(rows: list[Row]) -> list[Row]:
         extra: Row = {"vs": None, "ttft_delta_ms": None, "decode_ratio": None, "agg_ratio": None}
         if base is not None:
             extra["vs"] = f"{base['scenario']} ({base['clients']}c)"
-            if row["ttft_p50_ms"] is not None and base["ttft_p50_ms"] is not None:
+            if clients_match_single(row) and row["ttft_p50_ms"] is not None and base["ttft_p50_ms"] is not None:
                 extra["ttft_delta_ms"] = row["ttft_p50_ms"] - base["ttft_p50_ms"]
             extra["decode_ratio"] = _ratio(row["decode_tok_s"], base["decode_tok_s"])
             extra["agg_ratio"] = _ratio(row["agg_tok_s"], base["agg_tok_s"])
@@ -55,14 +60,14 @@ def with_ratios(rows: list[Row]) -> list[Row]:
     return out
 
 
-def merge(repetitions: Sequence[list[Row]], key: str = "scenario") -> list[Row]:
+def merge(repetitions: Sequence[list[Row]]) -> list[Row]:
     """One row per scenario: medians of numbers across repetitions (request and failure counts summed)."""
     merged: list[Row] = []
     for rows in zip(*repetitions, strict=True):
         row: Row = {}
         for field, value in rows[0].items():
             values = [r[field] for r in rows if isinstance(r.get(field), int | float)]
-            if isinstance(value, int | float) and values and field != "clients":
+            if values and field != "clients" and (value is None or isinstance(value, int | float)):
                 row[field] = sum(values) if field in SUMMED else statistics.median(values)
             else:
                 row[field] = value

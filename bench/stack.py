@@ -29,14 +29,14 @@ class Llamaq:
 
 
 @contextlib.contextmanager
-def private_redis(directory: Path, cpus: str | None = None) -> Iterator[str]:
-    """An empty, non-persistent redis-server on a unix socket; `cpus` pins it with taskset."""
+def private_redis(directory: Path, cpus: str | None = None) -> Iterator[RedisServer]:
+    """An empty, non-persistent redis-server on a unix socket; `cpus` pins it to those cores."""
     server = RedisServer(directory, persist=False)
-    url = server.start()
+    server.start()
     if cpus and server.process:
         os.sched_setaffinity(server.process.pid, {int(cpu) for cpu in cpus.split(",")})
     try:
-        yield url
+        yield server
     finally:
         server.stop()
 

@@ -50,12 +50,15 @@ class Run:
     streams: list[Stream]
     wall: float
     rss_mb: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float | int | str | None]:
         good = [s for s in self.streams if s.ok]
         ttfts = [s.ttft * 1000 for s in good if s.ttft is not None]
         e2e = [s.end for s in good]
         rates = [r for r in (s.decode_rate for s in good) if r is not None]
+        tokens = sum(s.tokens for s in good)
+        serving = [self.cpu_s[name] for name in ("api", "redis") if name in self.cpu_s]
         return {
             "scenario": self.name,
             "clients": self.clients,
@@ -66,7 +69,10 @@ class Run:
             "decode_tok_s": median(rates),
             "e2e_p50_s": percentile(e2e, 50),
             "e2e_p95_s": percentile(e2e, 95),
-            "agg_tok_s": sum(s.tokens for s in good) / self.wall if self.wall > 0 else None,
+            "agg_tok_s": tokens / self.wall if self.wall > 0 else None,
             "api_rss_mb": self.rss_mb.get("api"),
             "worker_rss_mb": self.rss_mb.get("worker"),
+            # CPU the API and Redis spend per token relayed: taken from the workers when cores are full.
+            "relay_cpu_ms_tok": 1000 * sum(serving) / tokens if serving and tokens else None,
+            "cpu_s": self.cpu_s,
         }
