@@ -47,3 +47,13 @@ def client(stack: Stack) -> openai.OpenAI:
 @pytest.fixture
 def logs_dir(tmp_path: Path) -> Path:
     return tmp_path / "logs"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long runs (`slow`) are left out unless asked for with `-m slow`."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
