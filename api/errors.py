@@ -3,9 +3,10 @@
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
@@ -15,8 +16,10 @@ from shared.schemas import UNSUPPORTED_FIELDS
 logger = logging.getLogger(__name__)
 
 
-def error_response(exc: LlamaqError) -> ORJSONResponse:
-    return ORJSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers())
+def error_response(exc: LlamaqError) -> Response:
+    # Serialised here: FastAPI deprecated ORJSONResponse, and warnings are errors in tests.
+    body = orjson.dumps(exc.to_dict())
+    return Response(body, status_code=exc.status, headers=exc.headers(), media_type="application/json")
 
 
 def _param(loc: tuple[Any, ...], root: Any, kind: str) -> str | None:
@@ -65,26 +68,26 @@ def from_errors(errors: list[Any], root: Any, prefix: str = "") -> InvalidReques
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(LlamaqError)
-    async def _llamaq(request: Request, exc: LlamaqError) -> ORJSONResponse:
+    async def _llamaq(request: Request, exc: LlamaqError) -> Response:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         return error_response(from_validation(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> Response:
         error = LlamaqError(str(exc.detail))
         error.status, error.type = exc.status_code, "invalid_request_error"
         error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return error_response(error)
 
     @app.exception_handler(RedisError)
-    async def _redis(request: Request, exc: RedisError) -> ORJSONResponse:
+    async def _redis(request: Request, exc: RedisError) -> Response:
         logger.warning("redis unavailable: %s", type(exc).__name__)
         return error_response(Unavailable("The queue (Redis) is unavailable; retry shortly."))
 
     @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _internal(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error")
         return error_response(LlamaqError("The server had an error while processing your request."))
