@@ -6,6 +6,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.errors import PayloadTooLarge
 
 
+class _Exceeded(Exception):
+    """Raised from `receive` once the body passes the limit; the app's own answer is then replaced."""
+
+
 class BodyLimit:
     """413 when a body exceeds `limit` bytes; upload routes (prefix `files_prefix`) get `files_limit`."""
 
@@ -24,18 +28,34 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)
             return
-        received = 0
+        received, exceeded, answered = 0, False, False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"The request body exceeds this server's limit of {limit} bytes.")
+                    exceeded = True
+                    raise _Exceeded
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            # Frameworks turn an error raised while reading the body into their own 400; send the 413 instead.
+            nonlocal answered
+            if not exceeded:
+                answered = answered or message["type"] == "http.response.start"
+                await send(message)
+            elif message["type"] == "http.response.start" and not answered:
+                answered = True
+                await _too_large(send, limit)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _Exceeded:
+            if not answered:
+                answered = True
+                await _too_large(send, limit)
 
 
 async def _too_large(send: Send, limit: int) -> None:
