@@ -38,6 +38,10 @@ def from_validation(exc: RequestValidationError) -> InvalidRequest:
     errors = [
         {**e, "loc": tuple(e.get("loc", ()))[1:]} if e.get("loc", ())[:1] == ("body",) else e for e in exc.errors()
     ]
+    where = tuple(errors[0].get("loc", ())) if errors else ()
+    if where[:1] in (("query",), ("header",), ("path",)) and len(where) > 1:
+        # Not in the body: name the parameter itself (`limit`), there is no JSON to walk.
+        return from_errors([{**errors[0], "loc": where[1:]}], {str(where[1]): None})
     return from_errors(errors, exc.body)
 
 

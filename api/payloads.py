@@ -79,6 +79,15 @@ def payload_for(endpoint: str, body: dict[str, Any], settings: Settings, lane: s
             "Background and batch requests are not streamed; follow GET /v1/jobs/{id}/events instead.",
             param=f"{prefix}.stream",
         )
-    if isinstance(request, ChatCompletionRequest):
-        return chat_payload(request, settings, lane)
-    return completion_payload(request, settings, lane)
+    try:
+        if isinstance(request, ChatCompletionRequest):
+            return chat_payload(request, settings, lane)
+        return completion_payload(request, settings, lane)
+    except InvalidRequest as exc:
+        raise within(exc, prefix) from None
+
+
+def within(exc: InvalidRequest, prefix: str) -> InvalidRequest:
+    """The same error, its `param` named from the enclosing request (`body.max_tokens`)."""
+    exc.param = f"{prefix}.{exc.param}" if exc.param else prefix
+    return exc

@@ -7,15 +7,16 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import ORJSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from api.cancel import cancel_job
 from api.deps import AdmissionDep, OwnerDep, RedisDep, RelayDep, SettingsDep
 from api.jobviews import job_object, load
 from api.listing import page
-from api.payloads import payload_for
+from api.payloads import payload_for, within
 from api.streaming import sse
 from shared import events, names
+from shared.errors import InvalidRequest
 from shared.schemas import JobCreate
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -32,10 +33,13 @@ async def create_job(
     redis: RedisDep,
     admission: AdmissionDep,
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
-) -> ORJSONResponse:
+) -> Response:
     payload = payload_for(body.endpoint, body.body, settings, names.BATCH, "body")
     extra = {"endpoint": body.endpoint, "metadata": orjson.dumps(body.metadata or {})}
-    admitted = await admission.enqueue(payload, owner, extra, idempotency_key or "")
+    try:
+        admitted = await admission.enqueue(payload, owner, extra, idempotency_key or "")
+    except InvalidRequest as exc:
+        raise within(exc, "body") from None
     if not admitted.replayed:
         index = names.owner_index_key(owner, "jobs")
         async with redis.pipeline(transaction=False) as pipe:
@@ -43,7 +47,8 @@ async def create_job(
             pipe.zremrangebyscore(index, 0, time.time() - settings.result_ttl)
             pipe.expire(index, settings.result_ttl)
             await pipe.execute()
-    return ORJSONResponse(await job_object(redis, admitted.job_id, owner), status_code=202)
+    body = orjson.dumps(await job_object(redis, admitted.job_id, owner))
+    return Response(body, status_code=202, media_type="application/json")
 
 
 @router.get("")
