@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import orjson
 from fastapi import Request
-from fastapi.responses import ORJSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from api.admission import Admission
 from api.cancel import cancel_job
@@ -52,7 +53,7 @@ class Generation:
             if not stream:
                 _, event = first
                 await stack.aclose()
-                return ORJSONResponse(event["response"])
+                return Response(orjson.dumps(event["response"]), media_type="application/json")
             body = self._relay_stream(follower, first, ChunkWriter(payload, include_usage), stack.pop_all())
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):
