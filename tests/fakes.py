@@ -52,6 +52,7 @@ class FakeLlama:
         self.delay = delay
         self.on_token = on_token
         self.seeds: list[int] = []
+        self.resets = 0
         self.calls: list[dict[str, Any]] = []
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
@@ -83,6 +84,9 @@ class FakeLlama:
 
     def set_seed(self, seed: int) -> None:
         self.seeds.append(seed)
+
+    def reset(self) -> None:
+        self.resets += 1
 
     def n_ctx(self) -> int:
         return self._n_ctx
