@@ -1,0 +1,220 @@
+"""shared/schemas.py: every supported OpenAI field is accepted; everything else is refused, never dropped."""
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shared.schemas import UNSUPPORTED_FIELDS, ChatCompletionRequest, CompletionRequest
+
+LONE_SURROGATE = "bad \ud800 text"
+
+
+def chat(**fields: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": "Hi"}], **fields}
+
+
+def completion(**fields: Any) -> dict[str, Any]:
+    return {"model": "m", "prompt": "Once", **fields}
+
+
+def refused(model: type, body: dict[str, Any]) -> dict[str, Any]:
+    """The first validation error of `body`; fails the test when it is accepted."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(body)
+    return caught.value.errors()[0]
+
+
+def test_every_supported_chat_field_is_accepted() -> None:
+    body = chat(
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": "Answer in English."},
+            {"role": "user", "content": [{"type": "text", "text": "Hello"}], "name": "ann"},
+            {"role": "assistant", "content": "Hi!"},
+            {"role": "user", "content": "Bye"},
+        ],
+        max_tokens=10, max_completion_tokens=20, temperature=0.5, top_p=0.9, stop=["\n", "###"], seed=42,
+        presence_penalty=0.1, frequency_penalty=-0.1, stream=True, stream_options={"include_usage": True},
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        user="user-1", n=1,
+    )  # fmt: skip
+    request = ChatCompletionRequest.model_validate(body)
+    assert [m.role for m in request.messages] == ["system", "developer", "user", "assistant", "user"]
+    assert request.messages[2].text() == "Hello"
+    assert request.token_limit() == 20
+    assert request.stop_list() == ["\n", "###"]
+    assert request.stream_options is not None and request.stream_options.include_usage
+    assert request.response_format is not None
+    dumped = request.response_format.model_dump(by_alias=True)
+    assert dumped["json_schema"]["schema"] == {"type": "object"}
+    assert (request.temperature, request.top_p, request.seed, request.user) == (0.5, 0.9, 42, "user-1")
+
+
+def test_every_supported_completion_field_is_accepted() -> None:
+    body = completion(
+        prompt=["Once"], max_tokens=0, temperature=0, top_p=1, stop="\n", seed=0, presence_penalty=2,
+        frequency_penalty=-2, stream=False, stream_options={"include_usage": False}, user="u", n=1,
+    )  # fmt: skip
+    request = CompletionRequest.model_validate(body)
+    assert request.prompt_text() == "Once"
+    assert request.token_limit() == 0
+    assert request.stop_list() == ["\n"]
+
+
+@pytest.mark.parametrize("fmt", [{"type": "text"}, {"type": "json_object"}])
+def test_text_and_json_object_response_formats(fmt: dict[str, str]) -> None:
+    request = ChatCompletionRequest.model_validate(chat(response_format=fmt))
+    assert request.response_format is not None and request.response_format.type == fmt["type"]
+
+
+def test_defaults() -> None:
+    request = CompletionRequest.model_validate(completion())
+    assert request.max_tokens == 16
+    assert request.stop_list() == []
+    chat_request = ChatCompletionRequest.model_validate(chat())
+    assert chat_request.token_limit() is None
+    assert chat_request.stream is False
+
+
+def test_max_completion_tokens_wins_over_max_tokens() -> None:
+    assert ChatCompletionRequest.model_validate(chat(max_tokens=5, max_completion_tokens=7)).token_limit() == 7
+    assert ChatCompletionRequest.model_validate(chat(max_tokens=5)).token_limit() == 5
+
+
+def test_integers_are_accepted_where_numbers_are_expected() -> None:
+    request = ChatCompletionRequest.model_validate(chat(temperature=1, top_p=1))
+    assert (request.temperature, request.top_p) == (1.0, 1.0)
+
+
+def test_text_parts_are_joined() -> None:
+    content = [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world"}]
+    request = ChatCompletionRequest.model_validate(chat(messages=[{"role": "user", "content": content}]))
+    assert request.messages[0].text() == "Hello, world"
+
+
+@pytest.mark.parametrize("n", [0, 2, 5])
+def test_n_other_than_one_is_refused(n: int) -> None:
+    error = refused(ChatCompletionRequest, chat(n=n))
+    assert error["loc"] == ("n",)
+    assert "only n=1" in error["msg"]
+    assert refused(CompletionRequest, completion(n=n))["loc"] == ("n",)
+
+
+@pytest.mark.parametrize("field", sorted(UNSUPPORTED_FIELDS))
+def test_unsupported_openai_fields_are_refused(field: str) -> None:
+    error = refused(ChatCompletionRequest, chat(**{field: None}))
+    assert (error["type"], error["loc"]) == ("extra_forbidden", (field,))
+
+
+@pytest.mark.parametrize("field", ["tools", "logprobs", "logit_bias", "echo", "suffix", "best_of"])
+def test_unsupported_completion_fields_are_refused(field: str) -> None:
+    error = refused(CompletionRequest, completion(**{field: 1}))
+    assert (error["type"], error["loc"]) == ("extra_forbidden", (field,))
+
+
+def test_unknown_fields_are_refused_at_every_level() -> None:
+    assert refused(ChatCompletionRequest, chat(foo=1))["loc"] == ("foo",)
+    message = {"role": "user", "content": "x", "extra": 1}
+    assert refused(ChatCompletionRequest, chat(messages=[message]))["loc"] == ("messages", 0, "extra")
+    options = {"include_usage": True, "chunk": 1}
+    assert refused(ChatCompletionRequest, chat(stream_options=options))["loc"] == ("stream_options", "chunk")
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "image_url", "image_url": {"url": "http://x"}},
+        {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}},
+        {"type": "text"},
+    ],
+)
+def test_non_text_or_broken_content_parts_are_refused(part: dict[str, Any]) -> None:
+    error = refused(ChatCompletionRequest, chat(messages=[{"role": "user", "content": [part]}]))
+    assert error["loc"][:3] == ("messages", 0, "content")
+
+
+@pytest.mark.parametrize("role", ["tool", "function", "robot"])
+def test_roles_other_than_system_developer_user_assistant_are_refused(role: str) -> None:
+    error = refused(ChatCompletionRequest, chat(messages=[{"role": role, "content": "x"}]))
+    assert error["loc"] == ("messages", 0, "role")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", "0.5"),
+        ("temperature", 2.5),
+        ("temperature", -0.1),
+        ("top_p", 1.5),
+        ("max_tokens", 0),
+        ("max_tokens", 1.5),
+        ("max_tokens", True),
+        ("max_completion_tokens", "10"),
+        ("stream", "true"),
+        ("stream", 1),
+        ("seed", 2**64),
+        ("presence_penalty", 3),
+        ("frequency_penalty", -3),
+        ("stop", ["a", "b", "c", "d", "e"]),
+        ("stop", ""),
+        ("stop", ["a", ""]),
+        ("stop", 5),
+        ("user", 7),
+        ("model", ""),
+        ("model", 1),
+    ],
+)
+def test_wrong_types_and_out_of_range_values_are_refused(field: str, value: Any) -> None:
+    assert refused(ChatCompletionRequest, chat(**{field: value}))["loc"][0] == field
+
+
+def test_missing_required_fields_are_refused() -> None:
+    assert refused(ChatCompletionRequest, {"model": "m"})["loc"] == ("messages",)
+    assert refused(ChatCompletionRequest, {"messages": []})["type"] in ("missing", "too_short")
+    assert refused(CompletionRequest, {"model": "m"})["loc"] == ("prompt",)
+    assert refused(ChatCompletionRequest, chat(messages=[]))["loc"] == ("messages",)
+    assert refused(ChatCompletionRequest, chat(messages=[{"role": "user"}]))["loc"] == ("messages", 0, "content")
+
+
+@pytest.mark.parametrize("prompt", [["a", "b"], [], [1, 2, 3], [[1, 2]]])
+def test_only_one_text_prompt_is_accepted(prompt: Any) -> None:
+    assert refused(CompletionRequest, completion(prompt=prompt))["loc"][0] == "prompt"
+
+
+def test_unknown_response_format_type_is_refused() -> None:
+    error = refused(ChatCompletionRequest, chat(response_format={"type": "xml"}))
+    assert error["loc"][0] == "response_format"
+
+
+def test_json_schema_format_needs_a_name() -> None:
+    fmt = {"type": "json_schema", "json_schema": {"schema": {}}}
+    assert refused(ChatCompletionRequest, chat(response_format=fmt))["loc"][:2] == ("response_format", "json_schema")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat(messages=[{"role": "user", "content": LONE_SURROGATE}]),
+        chat(messages=[{"role": "user", "content": [{"type": "text", "text": LONE_SURROGATE}]}]),
+        chat(stop=[LONE_SURROGATE]),
+        chat(user=LONE_SURROGATE),
+        chat(model=LONE_SURROGATE),
+    ],
+)
+def test_lone_surrogates_are_refused_in_chat(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ChatCompletionRequest.model_validate(body)
+    # Constrained strings are refused by pydantic itself (string_unicode), the others by the schema.
+    kinds = {error["type"] for error in caught.value.errors()}
+    assert kinds & {"value_error", "string_unicode"}
+
+
+def test_lone_surrogates_are_refused_in_prompts() -> None:
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        CompletionRequest.model_validate(completion(prompt=LONE_SURROGATE))
+
+
+def test_valid_surrogate_pairs_and_non_ascii_text_are_accepted() -> None:
+    request = ChatCompletionRequest.model_validate(chat(messages=[{"role": "user", "content": "llama 🦙 é ü"}]))
+    assert request.messages[0].text() == "llama 🦙 é ü"
