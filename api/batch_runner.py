@@ -19,7 +19,7 @@ from api.files import CHUNK_LINES
 from api.payloads import payload_for
 from shared import names
 from shared.errors import LlamaqError, NoWorkers, QueueFull
-from shared.jobs import JobPayload, Status
+from shared.jobs import JobPayload, Status, new_job_id
 from shared.scripts import SET_IF_STATUS, SETTLE_BATCH
 from shared.settings import Settings
 
@@ -79,7 +79,7 @@ class BatchRunner:
         total = 0
         async for index, line in self._lines(record["input_file_id"]):
             total += 1
-            problem = _check_line(line, record["endpoint"], seen, known, self.settings)
+            problem = await self._check(line, record["endpoint"], seen, known)
             if problem and len(errors) < MAX_REPORTED_ERRORS:
                 errors.append({**problem, "line": index + 1})
         if total == 0:
@@ -94,6 +94,18 @@ class BatchRunner:
             return False
         return await self._set_if_validating(batch_id, status="in_progress", in_progress_at=now, total=total)
 
+    async def _check(self, line: bytes, endpoint: str, seen: set[str], known: set[str]) -> dict[str, Any] | None:
+        problem = _check_line(line, endpoint, seen, known, self.settings)
+        if problem is None:
+            # A prompt that cannot fit fails here, not at enqueue time where the line would have no job.
+            try:
+                await self.admission.check_size(
+                    payload_for(endpoint, orjson.loads(line)["body"], self.settings, names.BATCH, "body")
+                )
+            except LlamaqError as exc:
+                return {"code": exc.code or "invalid_request", "message": exc.message, "param": f"body.{exc.param}"}
+        return problem
+
     async def _set_if_validating(self, batch_id: str, **fields: Any) -> bool:
         """Leave validation unless the batch was cancelled meanwhile."""
         args = ["validating", *[item for pair in fields.items() for item in pair]]
@@ -105,18 +117,40 @@ class BatchRunner:
             if (await self.redis.hget(names.batch_key(batch_id), "status")) != b"in_progress":
                 return
             request = orjson.loads(line)
-            payload = payload_for(record["endpoint"], request["body"], self.settings, names.BATCH, "body")
-            extra = {
-                "batch": batch_id,
-                "custom_id_json": orjson.dumps(request["custom_id"]),
-                "endpoint": record["endpoint"],
-            }
-            job_id = await self._admit(payload, record, extra, f"{batch_id}:{index}")
+            try:
+                payload = payload_for(record["endpoint"], request["body"], self.settings, names.BATCH, "body")
+                extra = {
+                    "batch": batch_id,
+                    "custom_id_json": orjson.dumps(request["custom_id"]),
+                    "endpoint": record["endpoint"],
+                }
+                job_id = await self._admit(payload, record, extra, f"{batch_id}:{index}")
+            except LlamaqError as exc:
+                # Validated lines rarely get here (the model's context shrank meanwhile); the line still ends.
+                await self._fail_line(batch_id, request["custom_id"], exc)
+                continue
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.rpush(names.batch_lines_key(batch_id, "jobs"), job_id)
                 pipe.expire(names.batch_lines_key(batch_id, "jobs"), await self.redis.ttl(names.batch_key(batch_id)))
                 pipe.hincrby(names.batch_key(batch_id), "enqueued", 1)
                 await pipe.execute()
+
+    async def _fail_line(self, batch_id: str, custom_id: str, exc: LlamaqError) -> None:
+        """Write a line that could not be enqueued to the error file, counted in the same step."""
+        request_id = new_job_id()
+        response = {"status_code": exc.status, "request_id": request_id, "body": exc.to_dict()}
+        line = orjson.dumps(
+            {"id": f"batch_req_{request_id}", "custom_id": custom_id, "response": response, "error": None}
+        )
+        key, errors = names.batch_key(batch_id), names.batch_lines_key(batch_id, "errors")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(errors, line)
+            pipe.expire(errors, await self.redis.ttl(key))
+            pipe.hincrby(key, "failed", 1)
+            pipe.hincrby(key, "failed_bytes", len(line) + 1)
+            pipe.hincrby(key, "enqueued", 1)
+            await pipe.execute()
+        await self.redis.register_script(SETTLE_BATCH)(keys=[key], args=[int(time.time())])
 
     async def _admit(self, payload: JobPayload, record: dict[str, str], extra: dict[str, Any], key: str) -> str:
         """Enqueue one line, waiting (never failing the line) while the lane is full or no worker is up."""

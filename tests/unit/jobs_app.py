@@ -41,6 +41,16 @@ class StandInWorker:
         raw = self.redis.lpop(names.rq_queue_key(MODEL, lane))
         return raw.decode() if raw else None
 
+    def take(self, lane: str = names.BATCH, timeout: float = 10.0) -> str:
+        """The next job of the lane, waiting for the batch runner to enqueue one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job_id = self.pop(lane)
+            if job_id:
+                return job_id
+            time.sleep(0.01)
+        raise AssertionError(f"nothing was enqueued on the {lane} lane")
+
     def start(self, job_id: str) -> bool:
         """Claim and announce the job, as the worker does before its first token; False when refused."""
         keys = [names.job_key(job_id), names.heartbeat_key(job_id)]
@@ -108,10 +118,12 @@ class JobsApp:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait_batch(self, batch_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict:
+    def wait_batch(
+        self, batch_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0, **headers: str
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            batch = self.batch(batch_id)
+            batch = self.batch(batch_id, **headers)
             if done(batch):
                 return batch
             time.sleep(0.02)
