@@ -47,8 +47,8 @@ async def create_job(
             pipe.zremrangebyscore(index, 0, time.time() - settings.result_ttl)
             pipe.expire(index, settings.result_ttl)
             await pipe.execute()
-    body = orjson.dumps(await job_object(redis, admitted.job_id, owner))
-    return Response(body, status_code=202, media_type="application/json")
+    job = orjson.dumps(await job_object(redis, admitted.job_id, owner))
+    return Response(job, status_code=202, media_type="application/json")
 
 
 @router.get("")
