@@ -2,7 +2,7 @@
 
 A running job whose heartbeat key expired lost its worker: background and batch jobs go back to the
 front of their lane (bounded attempts), others end with a `worker_lost` error. Either way RQ's
-started registry forgets it.
+started registry forgets it. A job popped by a worker that died before claiming it goes back too.
 """
 
 import asyncio
@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from api.batch_runner import BatchRunner
 from api.cancel import fail_lost
+from api.unclaimed import rescue_unclaimed
 from shared import events, names
 from shared.scripts import REAP
 from shared.settings import Settings
@@ -63,6 +64,7 @@ class Reaper:
                 for member in members:
                     job_id = member.decode().rsplit(":", 1)[0]
                     handled += await self._reap_one(job_id, model, lane)
+                handled += await rescue_unclaimed(self.redis, model, lane, self.settings.heartbeat_ttl)
         return handled
 
     async def _reap_one(self, job_id: str, model: str, lane: str) -> int:
