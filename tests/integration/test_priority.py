@@ -1,0 +1,81 @@
+"""Interactive requests go before batch work: with a 200-line batch running, an interactive request
+waits at most for the batch job the worker is already generating."""
+
+import time
+from datetime import datetime
+
+import openai
+import orjson
+import pytest
+from redis import Redis
+
+from shared import names
+from shared.settings import DEFAULT_MODEL_NAME
+from tests.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+LINES = 200
+
+
+def _batch_file(client: openai.OpenAI) -> str:
+    lines = [
+        {
+            "custom_id": f"line-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": DEFAULT_MODEL_NAME,
+                "messages": [{"role": "user", "content": f"Say {i}"}],
+                "max_tokens": 3,
+            },
+        }
+        for i in range(LINES)
+    ]
+    content = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    return client.files.create(file=("many.jsonl", content), purpose="batch").id
+
+
+def _wait(check: object, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _enqueued_at(redis: Redis, job_id: str) -> float:
+    stamp = redis.hget(names.rq_job_key(job_id), "enqueued_at").decode()
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_interactive_requests_overtake_a_running_batch(stack: Stack, client: openai.OpenAI) -> None:
+    batch = client.batches.create(
+        input_file_id=_batch_file(client), endpoint="/v1/chat/completions", completion_window="1h"
+    )
+    _wait(lambda: client.batches.retrieve(batch.id).request_counts.completed >= 3, "the batch to be running")
+    redis = Redis.from_url(stack.redis_url)
+    try:
+        interactive = []
+        for i in range(3):
+            reply = client.chat.completions.create(
+                model=DEFAULT_MODEL_NAME, messages=[{"role": "user", "content": f"Quick {i}"}], max_tokens=4
+            )
+            interactive.append("job_" + reply.id.removeprefix("chatcmpl-"))
+        client.batches.cancel(batch.id)
+        _wait(lambda: client.batches.retrieve(batch.id).status == "cancelled", "the batch to be cancelled")
+
+        line_jobs = [raw.decode() for raw in redis.lrange(names.batch_lines_key(batch.id, "jobs"), 0, -1)]
+        starts = [float(raw) for job in line_jobs if (raw := redis.hget(names.job_key(job), "started_at"))]
+        for job_id in interactive:
+            queued = _enqueued_at(redis, job_id)
+            started = float(redis.hget(names.job_key(job_id), "started_at"))
+            overtaken = [start for start in starts if queued < start < started]
+            # Only a batch job popped in the instant before the interactive one arrived may start first.
+            assert len(overtaken) <= 1, f"{len(overtaken)} batch jobs started while {job_id} waited"
+        last_interactive = max(float(redis.hget(names.job_key(job), "started_at")) for job in interactive)
+        assert any(start > last_interactive for start in starts), "the batch had no queued work left to overtake"
+        assert len(starts) < LINES
+    finally:
+        redis.close()
