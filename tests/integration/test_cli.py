@@ -1,0 +1,132 @@
+"""The `llamaq` command: `up` on a fresh machine, and `api` + two `worker` processes sharing one queue."""
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import openai
+import orjson
+import psutil
+import pytest
+from redis import Redis
+
+from shared import events, names
+from shared.settings import DEFAULT_MODEL_NAME
+from tests.stack import free_port, running_stack
+
+pytestmark = pytest.mark.integration
+
+MODEL = DEFAULT_MODEL_NAME
+LLAMAQ = Path(sys.executable).with_name("llamaq")
+
+
+class Output:
+    """The lines a process prints, read on a thread so every wait for one has a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        stdout = process.stdout
+        threading.Thread(target=lambda: [self._queue.put(line) for line in stdout], daemon=True).start()
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            self.lines.append(line)
+            if found := re.search(pattern, line):
+                return found
+        raise AssertionError(f"no line matching {pattern!r} in {timeout} s; output so far: {self.lines}")
+
+
+def fresh_machine_env(home: Path, port: int) -> dict[str, str]:
+    """This environment minus every LLAMAQ_ setting, with an empty home and state directory."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LLAMAQ_")}
+    env.update(HOME=str(home), XDG_STATE_HOME=str(home / "state"), LLAMAQ_PORT=str(port))
+    return env
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactory, stop_signal: int) -> None:
+    home = tmp_path_factory.mktemp("home")  # short: the embedded Redis listens on a unix socket inside it
+    port = free_port()
+    up = subprocess.Popen(
+        [str(LLAMAQ), "up"],
+        env=fresh_machine_env(home, port),
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    children: list[psutil.Process] = []
+    try:
+        output = Output(up)
+        base_url = output.wait_for(r"serving \S+ at (http://\S+/v1)", timeout=120)[1]
+        assert base_url == f"http://127.0.0.1:{port}/v1"
+        redis_url = output.wait_for(r"redis at (\S+);", timeout=10)[1]
+        assert redis_url.startswith(f"unix://{home / 'state' / 'llamaq'}"), "the embedded redis-server"
+        children = psutil.Process(up.pid).children(recursive=True)
+        commands = sorted(" ".join(child.cmdline()) for child in children)
+        assert len(children) == 3, commands
+        for part in ("shared.cli api", "shared.cli worker", "redis-server"):
+            assert sum(part in command for command in commands) == 1, commands
+
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60)
+        reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        assert reply.choices[0].message.content and reply.usage is not None
+
+        up.send_signal(stop_signal)
+        assert up.wait(60) == 0
+        output.wait_for(r"llamaq: stopped", timeout=5)
+        assert [child.pid for child in children if child.is_running()] == [], "a child outlived `llamaq up`"
+    finally:
+        if up.poll() is None:
+            up.kill()
+        up.wait(10)
+        for child in children:
+            if child.is_running():
+                child.kill()
+        if up.stdout:
+            up.stdout.close()
+
+
+def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Path) -> None:
+    with running_stack(fresh_redis_url, logs_dir, workers=2) as stack, Redis.from_url(fresh_redis_url) as redis:
+        registered = {name.decode() for name in redis.zrange(names.model_workers_key(MODEL), 0, -1)}
+        assert len(registered) == 2
+        expected_queues = ",".join(names.queue_name(MODEL, lane) for lane in names.LANES)
+        for name in registered:
+            assert redis.hget(f"rq:worker:{name}", "queues").decode() == expected_queues
+
+        client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+        def ask(seed: int) -> str:
+            messages = [{"role": "user", "content": "Tell me about rivers."}]
+            reply = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16, seed=seed)
+            return "job_" + reply.id.removeprefix("chatcmpl-")
+
+        with ThreadPoolExecutor(6) as pool:
+            jobs = list(pool.map(ask, range(6)))
+
+        ran_on = {}
+        for job in jobs:
+            recorded = redis.hget(names.job_key(job), "worker").decode()
+            started = [
+                orjson.loads(fields[b"e"])
+                for _, fields in redis.xrange(names.events_key(job))
+                if orjson.loads(fields[b"e"])["k"] == events.STARTED
+            ]
+            assert [event["worker"] for event in started] == [recorded]
+            ran_on[job] = recorded
+    assert set(ran_on.values()) == registered, f"one worker took every job: {ran_on}"
