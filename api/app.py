@@ -11,9 +11,14 @@ from redis.exceptions import RedisError
 from api import errors
 from api.admission import Admission
 from api.batch_runner import BatchRunner
+from api.dashboard import mount as mount_dashboard
+from api.drain import Drain, DrainStreams
 from api.limits import BodyLimit
+from api.metrics import HttpMetrics
+from api.metrics import router as metrics_router
 from api.reaper import Reaper
 from api.relay import Relay
+from api.requestlog import RequestLog
 from api.routes import batches, files, generate, health, jobs, models
 from shared.settings import Settings
 
@@ -62,10 +67,17 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, files_limit=settings.max_file_bytes + 65_536)
+    # Built here, not in the lifespan: the server's signal handling reaches the drain through app.state.
+    app.state.drain = Drain()
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(DrainStreams, drain=app.state.drain)
+    app.add_middleware(RequestLog, metrics=app.state.http_metrics)  # outermost: times and logs everything
     app.include_router(generate.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(health.router)
+    app.include_router(metrics_router)
+    mount_dashboard(app, settings)
     return app

@@ -25,6 +25,7 @@ def emission(
         names.events_key(job_id),
         names.live_channel(job_id),
         names.cancel_key(job_id),
+        names.metrics_key(),
     ]
     body, status = b"", 200
     if terminal:

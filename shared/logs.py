@@ -3,6 +3,7 @@
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -10,6 +11,18 @@ import orjson
 from shared.settings import Settings
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+# The id of the HTTP request being served, set by the API's request-log middleware; every record
+# logged while serving it carries it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("llamaq_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -43,6 +56,7 @@ class KeyValueFormatter(logging.Formatter):
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_json else KeyValueFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -71,6 +71,11 @@ def job_durations_key(model: str) -> str:
     return f"{PREFIX}:model:{model}:durations"
 
 
+def metrics_key() -> str:
+    """Hash of job counters and histogram buckets that workers and EMIT add to (see shared/jobmetrics.py)."""
+    return f"{PREFIX}:metrics"
+
+
 def idempotency_key(owner: str, key: str) -> str:
     return f"{PREFIX}:idem:{owner}:{key}"
 

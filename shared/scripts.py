@@ -31,7 +31,8 @@ return {1, depth + 1}
 # so a job has exactly one terminal event whoever (worker, reaper, canceller) writes first.
 # A terminal event of a batch line also writes its output/error line, counts it, and finishes the
 # batch when it was the last one — in the same atomic step, so no line is counted twice or lost.
-# KEYS: llamaq job hash, events stream, live channel, cancel key
+# A terminal event also counts the job's end state in the metrics hash (KEYS[5], when given).
+# KEYS: llamaq job hash, events stream, live channel, cancel key, metrics hash
 # ARGV: event json, kind, attempt or '', terminal status or '', maxlen, ttl, now, expected status or '',
 #       batch line body json or '', job id, http status, batch key prefix
 # Returns -1 refused, 0 appended, 1 appended and cancellation requested.
@@ -44,6 +45,10 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if ARGV[2] == 't' then redis.call('HINCRBY', KEYS[1], 'tokens', 1) end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_at', ARGV[7], 'terminal', ARGV[1])
+  if KEYS[5] then
+    local ml = redis.call('HMGET', KEYS[1], 'model', 'lane')
+    if ml[1] then redis.call('HINCRBY', KEYS[5], ml[1] .. '|' .. (ml[2] or '') .. '|jobs|' .. ARGV[4], 1) end
+  end
   local batch = redis.call('HGET', KEYS[1], 'batch')
   if batch and ARGV[9] ~= '' then
     local bkey = ARGV[12] .. batch

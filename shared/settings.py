@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated bearer keys; empty: no authentication."
     )
+    metrics_auth: bool = Field(False, description="Require an API key (bearer) for /metrics too.")
+    dashboard_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated dashboard passwords (HTTP Basic, any user, or bearer); empty: LLAMAQ_API_KEYS.",
+    )
+    dashboard_actions: bool = Field(False, description="Allow the dashboard's requeue/delete/empty actions.")
     host: str = Field("127.0.0.1", description="API listen address.")
     port: int = Field(8000, ge=0, le=65535, description="API listen port.")
     max_tokens_cap: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
@@ -46,7 +52,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Logging level.")
     ready_file: Path | None = Field(None, description="File the worker touches once its model is warm.")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "dashboard_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

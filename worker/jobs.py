@@ -4,11 +4,12 @@ import logging
 import time
 from typing import Any
 
-from shared import names, objects
+from shared import jobmetrics, names, objects
 from shared.errors import LlamaqError, Timeout
 from shared.jobs import JobPayload, Status, response_id
 from worker.context import WorkerContext
 from worker.engine import Generation
+from worker.metrics import JobClock, enqueued_at
 from worker.sink import EventSink, Refused
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
     with ctx.current.lock:
         ctx.current.job_id, ctx.current.tokens = job.id, 0
     started = time.monotonic()
+    clock = JobClock(enqueued_at())
     try:
-        outcome = _generate(ctx, job, sink)
+        outcome = _generate(ctx, job, sink, clock)
     except Refused:
         outcome = "superseded"
     except BaseException as exc:
@@ -44,29 +46,34 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
         with ctx.current.lock:
             ctx.current.job_id = None
     duration = time.monotonic() - started
+    figures = clock.figures(job.model, job.lane)
     with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.lpush(names.job_durations_key(job.model), round(duration, 4))
         pipe.ltrim(names.job_durations_key(job.model), 0, 99)
+        jobmetrics.record(pipe, figures)
         pipe.execute()
-    logger.info(
-        "job finished",
-        extra={"job_id": job.id, "model": job.model, "outcome": outcome, "seconds": round(duration, 4)},
-    )
+    extra: dict[str, Any] = {"job_id": job.id, "model": job.model, "lane": job.lane, "worker": ctx.name}
+    extra.update(outcome=outcome, seconds=round(duration, 4), attempt=sink.attempt)
+    extra.update(clock.log_fields(figures))
+    logger.info("job finished", extra=extra)
     return {"job": job.id, "outcome": outcome, "seconds": duration}
 
 
-def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink) -> str:
+def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock | None = None) -> str:
+    clock = clock or JobClock(None)
     try:
         prepared = ctx.engine.prepare(job)
     except LlamaqError as exc:
         sink.error(exc)
         return "rejected"
     progress = Generation(prompt_tokens=len(prepared.tokens))
+    clock.prompt_tokens = progress.prompt_tokens
     if sink.started(ctx.name, progress.prompt_tokens):
         sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
         return "cancelled"
     deadline = time.monotonic() + ctx.settings.job_timeout
     for piece in ctx.engine.generate(prepared, job.params, progress):
+        clock.token(progress.completion_tokens)
         with ctx.current.lock:
             ctx.current.tokens = progress.completion_tokens
         if sink.token(piece):

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Request
 from api.deps import AdmissionDep, OwnerDep, RelayDep, SettingsDep
 from api.generation import Generation
 from api.payloads import chat_payload, completion_payload
+from api.requestlog import annotate
 from shared.schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["generation"])
@@ -23,6 +24,7 @@ async def create_chat_completion(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = chat_payload(body, settings)
+    annotate(request, job_id=payload.id, model=payload.model, stream=bool(body.stream))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await Generation(request, relay, admission, settings).serve(
         payload, owner, bool(body.stream), include_usage, idempotency_key or ""
@@ -40,6 +42,7 @@ async def create_completion(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = completion_payload(body, settings)
+    annotate(request, job_id=payload.id, model=payload.model, stream=bool(body.stream))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await Generation(request, relay, admission, settings).serve(
         payload, owner, bool(body.stream), include_usage, idempotency_key or ""

@@ -22,6 +22,7 @@ PINNED = {
     "model_info_key": (("m",), "llamaq:model:m:info"),
     "worker_key": (("host.1.ab",), "llamaq:worker:host.1.ab"),
     "job_durations_key": (("m",), "llamaq:model:m:durations"),
+    "metrics_key": ((), "llamaq:metrics"),
     "idempotency_key": (("owner", "key-1"), "llamaq:idem:owner:key-1"),
     "owner_index_key": (("owner", "jobs"), "llamaq:owner:owner:jobs"),
     "batch_key": (("batch_1",), "llamaq:batch:batch_1"),

@@ -1,0 +1,99 @@
+"""rq-dashboard at /dashboard: inside the API, or alone as `llamaq dashboard`; always behind authentication.
+
+rq-dashboard's own auth exists only in its CLI, so `DashboardGuard` wraps the mounted WSGI app. Job
+arguments hold the prompt and its pages insert several fields unescaped (`<%= %>`), so every JSON
+answer is scrubbed: the call string (function + arguments) is replaced and all strings are escaped.
+"""
+
+import html
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+
+from api.dashboard_guard import DashboardGuard
+from shared.jobs import JOB_FUNCTION
+from shared.logs import configure_logging
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/dashboard"
+HIDDEN_CALL = f"{JOB_FUNCTION}(...)"
+
+
+def scrub(value: Any) -> Any:
+    """Escape every string for HTML and drop call strings, which carry the job's arguments."""
+    if isinstance(value, dict):
+        return {key: HIDDEN_CALL if key == "call_string" else scrub(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    return value
+
+
+def flask_app(settings: Settings) -> Any:
+    """rq-dashboard's Flask app on our Redis, reading jobs with RQ's JSON serializer (never pickle)."""
+    from flask import Flask, Response
+    from rq.serializers import JSONSerializer
+    from rq_dashboard import default_settings, web
+
+    app = Flask("llamaq.dashboard")
+    app.config.from_object(default_settings)
+    app.config.update(
+        RQ_DASHBOARD_REDIS_URL=[settings.redis_url],
+        RQ_DASHBOARD_DISABLE_DELETE=not settings.dashboard_actions,
+        RQ_DASHBOARD_SHOW_FULL_ARGS=False,
+    )
+    # rq-dashboard keeps its serializer in a module-level object; its default is pickle.
+    web.config.serializer = JSONSerializer
+    app.register_blueprint(web.blueprint, url_prefix="")
+    web.setup_rq_connection(app)
+
+    @app.after_request
+    def _scrub(response: Response) -> Response:
+        if response.is_json:
+            response.set_data(json.dumps(scrub(response.get_json())))
+        return response
+
+    return app
+
+
+def dashboard_asgi(settings: Settings) -> ASGIApp:
+    from a2wsgi import WSGIMiddleware
+
+    return DashboardGuard(WSGIMiddleware(flask_app(settings)), settings)  # type: ignore[arg-type]
+
+
+def mount(app: FastAPI, settings: Settings) -> bool:
+    """Mount the dashboard when its optional dependencies are installed (`llamaq[dashboard]`)."""
+    try:
+        inner = dashboard_asgi(settings)
+    except ImportError:
+        logger.warning("dashboard not mounted: install llamaq[dashboard]")
+        return False
+    app.mount(PREFIX, inner)
+    return True
+
+
+def standalone(settings: Settings) -> Starlette:
+    async def _root(request: Any) -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/")
+
+    return Starlette(routes=[Route("/", _root), Mount(PREFIX, dashboard_asgi(settings))])
+
+
+def main(settings: Settings) -> None:
+    """`llamaq dashboard`: the dashboard alone, on LLAMAQ_HOST:LLAMAQ_PORT."""
+    import uvicorn
+
+    configure_logging(settings)
+    if not settings.redis_url:
+        raise SystemExit("LLAMAQ_REDIS_URL is not set")
+    uvicorn.run(standalone(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)

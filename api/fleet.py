@@ -1,0 +1,67 @@
+"""What the workers and queues look like right now, read from Redis at scrape time as Prometheus families."""
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from redis.asyncio import Redis
+
+from shared import jobmetrics, names
+
+
+async def fleet_families(redis: Redis) -> list[Metric]:
+    """Queue depth and oldest-job age per model and lane, live and busy workers per model, job figures."""
+    now = time.time()
+    models = sorted(raw.decode() for raw in await redis.hkeys(names.models_key()))
+    depth = GaugeMetricFamily("llamaq_queue_depth", "Jobs waiting in a lane's queue.", labels=["model", "lane"])
+    age = GaugeMetricFamily(
+        "llamaq_queue_oldest_age_seconds", "Age of the oldest waiting job (0: empty).", labels=["model", "lane"]
+    )
+    alive = GaugeMetricFamily("llamaq_workers_alive", "Workers heartbeating for a model.", labels=["model"])
+    busy = GaugeMetricFamily("llamaq_workers_busy", "Live workers generating a job.", labels=["model"])
+    for model in models:
+        for lane in names.LANES:
+            count, oldest = await _lane(redis, model, lane)
+            depth.add_metric([model, lane], count)
+            age.add_metric([model, lane], max(0.0, now - oldest) if oldest else 0.0)
+        workers = await redis.zrangebyscore(names.model_workers_key(model), now, "+inf")
+        async with redis.pipeline(transaction=False) as pipe:
+            for worker in workers:
+                pipe.hget(names.worker_key(worker.decode()), "state")
+            states = await pipe.execute()
+        alive.add_metric([model], len(workers))
+        busy.add_metric([model], sum(1 for state in states if state == b"busy"))
+    figures = list(jobmetrics.families(await redis.hgetall(names.metrics_key())))
+    return [depth, age, alive, busy, *figures]
+
+
+async def _lane(redis: Redis, model: str, lane: str) -> tuple[int, float | None]:
+    """Waiting jobs and the enqueue time of the one at the head (RQ's `enqueued_at`)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.llen(names.rq_queue_key(model, lane))
+        pipe.lindex(names.rq_queue_key(model, lane), 0)
+        count, head = await pipe.execute()
+    if not head:
+        return int(count), None
+    stamp = await redis.hget(names.rq_job_key(head.decode()), "enqueued_at")
+    return int(count), _unix(stamp)
+
+
+def _unix(stamp: bytes | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.decode()).timestamp()
+    except ValueError:
+        return None
+
+
+class Snapshot:
+    """A collector over families read beforehand: prometheus-client collectors are synchronous."""
+
+    def __init__(self, *families: Iterator[Metric] | list[Metric]) -> None:
+        self._families = [family for group in families for family in group]
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families

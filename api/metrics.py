@@ -1,0 +1,58 @@
+"""GET /metrics: this API process's HTTP figures plus the fleet's, read from Redis when scraped.
+
+HTTP counters belong to the process (scrape every API instance); queue, worker and job figures come
+from Redis and are the same whichever instance is scraped (aggregate them with `max`, not `sum`).
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.core import Metric
+
+from api.deps import RedisDep, SettingsDep, owner_of
+from api.fleet import Snapshot, fleet_families
+
+REJECTED = (429, 503)
+
+
+class HttpMetrics:
+    """Per-process request figures; built by `create_app`, never registered in a global registry."""
+
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "llamaq_http_requests", "HTTP requests by route and status.", ["route", "method", "status"], registry=None
+        )
+        self.rejected = Counter(
+            "llamaq_rejected_requests", "Requests refused as full (429) or unavailable (503).", ["route", "status"],
+            registry=None,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "llamaq_http_request_duration_seconds",
+            "Seconds from request to the end of the response (streams included).",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=None,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        if status in REJECTED:
+            self.rejected.labels(route, str(status)).inc()
+        self.duration.labels(route).observe(seconds)
+
+    def families(self) -> list[Metric]:
+        return [family for metric in (self.requests, self.rejected, self.duration) for family in metric.collect()]
+
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, settings: SettingsDep, redis: RedisDep) -> Any:
+    if settings.metrics_auth:
+        owner_of(request, settings)
+    http: HttpMetrics = request.app.state.http_metrics
+    body = generate_latest(Snapshot(http.families(), await fleet_families(redis)))  # type: ignore[arg-type]
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
