@@ -91,10 +91,11 @@ class EventSink:
 
 
 class TokenSender:
-    """Sends a job's token events in order from a helper thread, so decoding never waits on Redis.
+    """Sends a job's token events in order from a helper thread, so decoding overlaps the Redis round trip.
 
-    Tokens that pile up while one round trip is out go together in the next. Only Redis I/O runs on
-    the helper thread; llama.cpp stays on the worker's main thread.
+    At most one event is out at a time: a round trip slower than a decode step holds decoding back
+    rather than letting it run ahead, so a cancellation is seen within a token however loaded the
+    machine is. Only Redis I/O runs on the helper thread; llama.cpp stays on the worker's main thread.
     """
 
     def __init__(self, send: Any) -> None:
@@ -102,13 +103,17 @@ class TokenSender:
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._cancelled = False
         self._failure: BaseException | None = None
+        self._idle = threading.Event()
+        self._idle.set()
         self._thread = threading.Thread(target=self._loop, name="llamaq-tokens", daemon=True)
         self._thread.start()
 
     def put(self, event: bytes) -> bool:
         """Queue `event`; True when cancellation was requested. Re-raises a failed send (e.g. Refused)."""
+        self._idle.wait()
         if self._failure is not None:
             raise self._failure
+        self._idle.clear()
         self._queue.put(event)
         return self._cancelled
 
@@ -131,6 +136,8 @@ class TokenSender:
             except BaseException as exc:
                 # Stop sending: later tokens must not reach Redis out of order; the main thread re-raises.
                 self._failure = exc
+                self._idle.set()
                 return
+            self._idle.set()
             if None in batch:
                 return
