@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ def render(result: dict[str, Any]) -> str:
         f"machine: {machine}",
         f"workload: max_tokens={workload['max_tokens']} temperature={workload['temperature']} "
         f"seed={workload['seed']} threads={workload['threads']} repeat={result['repeat']}",
+        "load average (1 min) before each repetition and at the end: " + " ".join(map(str, result["load_avg"])),
         markdown(result["table"], COLUMNS),
         markdown(result["frontdoor"], FRONTDOOR_COLUMNS),
         markdown(result["targets"], TARGET_COLUMNS),
@@ -83,16 +85,21 @@ def main(argv: list[str]) -> int:
     model_path = args.model_path or bundled_model_path()
     skip_peer = args.skip_peer or args.smoke
     reps: list[tuple[list[Row], list[Row]]] = []
+    # The 1-minute load average before each repetition and at the end: the box may be shared.
+    loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="llamaq-bench-") as tmp:
         scratch = args.logs or Path(tmp)
         for _ in range(max(1, args.repeat)):
+            loads.append(round(os.getloadavg()[0], 2))
             reps.append(repetition(model_path, workload, skip_peer, scratch))
+    loads.append(round(os.getloadavg()[0], 2))
     table, frontdoor = merge([rows for rows, _ in reps]), merge([door for _, door in reps])
     model_mb = model_path.stat().st_size / 1e6
     result = {
         "machine": describe(),
         "workload": dataclasses.asdict(workload),
         "repeat": len(reps),
+        "load_avg": loads,
         "model_path": str(model_path),
         "model_mb": model_mb,
         "table": table,

@@ -18,6 +18,8 @@ class Workload:
     top_p: float = 1.0
     top_k: int = 0
     min_p: float = 0.0
+    # llama-cpp-python's server defaults to 1.1; the worker and `create_chat_completion` use 1.0.
+    repeat_penalty: float = 1.0
     threads: int = 1
     n_ctx: int = 2048
     n_batch: int = 256
@@ -34,6 +36,7 @@ class Workload:
     def sampler(self) -> dict[str, Any]:
         """Sampler arguments of `Llama.create_chat_completion`, matching llamaq's worker (top_k=0, min_p=0)."""
         return {
+            "repeat_penalty": self.repeat_penalty,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "top_k": self.top_k,
@@ -43,7 +46,7 @@ class Workload:
         }
 
     def openai_body(self, model: str, sampler_extras: bool) -> dict[str, Any]:
-        """A streaming chat request; `sampler_extras` adds top_k/min_p (llamaq refuses unknown fields)."""
+        """A streaming chat request; `sampler_extras` adds top_k, min_p, repeat_penalty (llamaq refuses them)."""
         body: dict[str, Any] = {
             "model": model,
             "messages": self.messages(),
@@ -55,7 +58,7 @@ class Workload:
             "seed": self.seed,
         }
         if sampler_extras:
-            body |= {"top_k": self.top_k, "min_p": self.min_p}
+            body |= {"top_k": self.top_k, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty}
         return body
 
 

@@ -7,21 +7,27 @@ from bench.client import run_load
 from bench.config import Workload
 from bench.peer import running_peer
 from bench.procs import RssSampler
-from bench.raw import run_raw
+from bench.raw import loaded, timed
 from bench.stack import private_redis, running_llamaq
 from bench.stats import Run
 
-RAW = "raw in-process, warm"
-RAW_COLD = "raw in-process, cold prompt"
+RAW = "raw in-process, prompt cached"
+# The worker re-evaluates the whole prompt of a seeded request (see worker/engine.py), as this row does.
+RAW_COLD = "raw in-process, full prompt"
 LLAMAQ_1 = "llamaq 1 worker"
 LLAMAQ_2 = "llamaq 2 workers"
 PEER = "llama_cpp.server"
 
 
 def raw_runs(model_path: Path, workload: Workload) -> list[Run]:
-    warm, cold, wall = run_raw(model_path, workload)
-    cold_wall = sum(stream.end for stream in cold)
-    return [Run(RAW, 1, warm, wall), Run(RAW_COLD, 1, cold, cold_wall)]
+    runs = []
+    with loaded(model_path, workload) as llama:
+        for name, cold in ((RAW, False), (RAW_COLD, True)):
+            # Sampled as "raw", not "worker": this process also holds the client and the bench itself.
+            with RssSampler({"raw": [os.getpid()]}) as sampler:
+                streams, wall = timed(llama, workload, cold)
+            runs.append(Run(name, 1, streams, wall, {}, sampler.cpu_s))
+    return runs
 
 
 def _measure(url: str, body: dict, workload: Workload, name: str, clients: int, pids: dict[str, list[int]]) -> Run:

@@ -55,8 +55,18 @@ def stop(children: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> 
             child.wait()
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent on anything but idling, waiting for I/O or being stolen by the hypervisor."""
+    times = psutil.cpu_times()
+    return float(times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0))
+
+
 class RssSampler:
-    """Samples the resident memory of named processes on a thread (peak per name); also their CPU time used."""
+    """Samples the resident memory of named processes on a thread (peak per name); also their CPU time used.
+
+    `cpu_s["machine"]` is the busy CPU time of the whole machine over the same span: what is not ours
+    belongs to other tenants of a shared box, and shows when a contestant was starved of its cores.
+    """
 
     def __init__(self, pids: dict[str, list[int]], interval: float = 0.05) -> None:
         self._procs = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
@@ -69,6 +79,7 @@ class RssSampler:
     def __enter__(self) -> "RssSampler":
         self._sample()
         self._cpu_at_start = self._cpu()
+        self._machine_at_start = machine_busy_s()
         self._thread.start()
         return self
 
@@ -77,6 +88,7 @@ class RssSampler:
         self._thread.join()
         self._sample()
         self.cpu_s = {name: used - self._cpu_at_start[name] for name, used in self._cpu().items()}
+        self.cpu_s["machine"] = machine_busy_s() - self._machine_at_start
 
     def _cpu(self) -> dict[str, float]:
         used = dict.fromkeys(self._procs, 0.0)

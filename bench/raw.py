@@ -1,7 +1,9 @@
 """The baseline: llama-cpp-python in this process, `create_chat_completion(stream=True)`, no server."""
 
+import contextlib
 import gc
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,9 @@ def _one(llama: Any, workload: Workload, cold: bool) -> Stream:
     return out
 
 
-def run_raw(model_path: Path, workload: Workload) -> tuple[list[Stream], list[Stream], float]:
-    """Warm streams (prompt prefix reused, as a warm server sees it), cold streams, and the warm wall time."""
+@contextlib.contextmanager
+def loaded(model_path: Path, workload: Workload) -> Iterator[Any]:
+    """The model with the workload's context, batch and threads, warmed like llamaq's worker."""
     from llama_cpp import Llama
 
     llama = Llama(
@@ -44,12 +47,15 @@ def run_raw(model_path: Path, workload: Workload) -> tuple[list[Stream], list[St
     try:
         for _ in range(workload.warmup):
             _one(llama, workload, cold=False)
-        started = time.perf_counter()
-        warm = [_one(llama, workload, cold=False) for _ in range(workload.single_requests)]
-        wall = time.perf_counter() - started
-        cold = [_one(llama, workload, cold=True) for _ in range(max(2, workload.single_requests // 2))]
+        yield llama
     finally:
         llama.close()
         del llama
         gc.collect()
-    return warm, cold, wall
+
+
+def timed(llama: Any, workload: Workload, cold: bool) -> tuple[list[Stream], float]:
+    """`single_requests` streams back to back, and their wall time."""
+    started = time.perf_counter()
+    streams = [_one(llama, workload, cold) for _ in range(workload.single_requests)]
+    return streams, time.perf_counter() - started

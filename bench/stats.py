@@ -2,6 +2,7 @@
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -52,13 +53,15 @@ class Run:
     rss_mb: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, float | int | str | None]:
+    def summary(self) -> dict[str, Any]:
         good = [s for s in self.streams if s.ok]
         ttfts = [s.ttft * 1000 for s in good if s.ttft is not None]
         e2e = [s.end for s in good]
         rates = [r for r in (s.decode_rate for s in good) if r is not None]
         tokens = sum(s.tokens for s in good)
         serving = [self.cpu_s[name] for name in ("api", "redis") if name in self.cpu_s]
+        engines = [self.cpu_s[name] for name in ("worker", "raw") if name in self.cpu_s]
+        ours = sum(used for name, used in self.cpu_s.items() if name != "machine")
         return {
             "scenario": self.name,
             "clients": self.clients,
@@ -74,5 +77,11 @@ class Run:
             "worker_rss_mb": self.rss_mb.get("worker"),
             # CPU the API and Redis spend per token relayed: taken from the workers when cores are full.
             "relay_cpu_ms_tok": 1000 * sum(serving) / tokens if serving and tokens else None,
+            # Cores the model processes used, and cores taken by processes not in the benchmark.
+            "engine_cores": self._cores(sum(engines)) if engines else None,
+            "others_cores": self._cores(max(0.0, self.cpu_s["machine"] - ours)) if "machine" in self.cpu_s else None,
             "cpu_s": self.cpu_s,
         }
+
+    def _cores(self, cpu_seconds: float) -> float | None:
+        return cpu_seconds / self.wall if self.wall > 0 else None
