@@ -53,7 +53,9 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
             "--loglevel", "warning",
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and Redis must
+        # outlive the API and workers that still write to it while they stop; its owner stops it last.
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
