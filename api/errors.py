@@ -45,17 +45,39 @@ def from_validation(exc: RequestValidationError) -> InvalidRequest:
     return from_errors(errors, exc.body)
 
 
+def _culprit(errors: list[Any], root: Any) -> Any:
+    """The first error, or the one reaching deepest into the input at or under its location.
+
+    A union (string or text parts) reports every branch; the first one ("should be a valid string")
+    hides the real problem inside the part the caller actually sent.
+    """
+    first = errors[0]
+    base = _param(tuple(first.get("loc", ())), root, first.get("type", ""))
+    if base is None:
+        return first
+
+    def depth(error: Any) -> int:
+        param = _param(tuple(error.get("loc", ())), root, error.get("type", "")) or ""
+        if param != base and not param.startswith((base + ".", base + "[")):
+            return -1
+        return param.count(".") + param.count("[")
+
+    return max(errors, key=depth)
+
+
 def from_errors(errors: list[Any], root: Any, prefix: str = "") -> InvalidRequest:
-    """The first pydantic error as an OpenAI error; `prefix` names where `root` sits in the request."""
+    """The culprit among pydantic's errors as an OpenAI error; `prefix` names where `root` sits in the request."""
     if not errors:
         return InvalidRequest("The request body is invalid.")
-    first = errors[0]
+    first = _culprit(errors, root)
     kind = first.get("type", "")
     param = _param(tuple(first.get("loc", ())), root, kind)
     if prefix:
         param = f"{prefix}.{param}" if param else prefix
     if kind == "json_invalid":
         return InvalidRequest("We could not parse the JSON body of your request. Send valid JSON.")
+    if kind == "missing" and param is None:
+        return InvalidRequest("The request body is missing; send a JSON object.")
     if kind == "missing":
         return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
     if kind == "extra_forbidden":
