@@ -1,0 +1,70 @@
+"""Logs of a real stack: one line per request and per job, with ids, timings and counts, never user text."""
+
+import re
+import secrets
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from shared.settings import DEFAULT_MODEL_NAME
+from tests.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for_line(path: Path, pattern: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in path.read_text(errors="replace").splitlines():
+            if re.search(pattern, line):
+                return line
+        time.sleep(0.1)
+    raise TimeoutError(f"no line matching {pattern!r} in {path}")
+
+
+def test_request_and_job_lines_carry_ids_and_figures_but_no_text(stack: Stack, client: openai.OpenAI) -> None:
+    assert stack.logs is not None
+    marker = f"zebra{secrets.token_hex(6)}"
+    request_id = f"trace-{secrets.token_hex(4)}"
+    raw = client.chat.completions.with_raw_response.create(
+        model=DEFAULT_MODEL_NAME,
+        messages=[{"role": "user", "content": f"Repeat this word: {marker}"}],
+        max_tokens=16,
+        seed=3,
+        extra_headers={"X-Request-ID": request_id},
+    )
+    assert raw.headers["x-request-id"] == request_id
+    reply = raw.parse()
+    job_id = "job_" + reply.id.removeprefix("chatcmpl-")
+    completion = reply.choices[0].message.content or ""
+
+    request_line = wait_for_line(stack.logs / "api.log", rf"request_id={request_id}\b")
+    assert f"job_id={job_id}" in request_line and "route=/v1/chat/completions" in request_line
+    assert "status=200" in request_line and re.search(r"\bms=[0-9.]+", request_line)
+    job_line = wait_for_line(stack.logs / "worker0.log", rf"job finished .*job_id={job_id}\b")
+    assert f"completion_tokens={reply.usage.completion_tokens}" in job_line  # type: ignore[union-attr]
+    assert f"prompt_tokens={reply.usage.prompt_tokens}" in job_line  # type: ignore[union-attr]
+    assert re.search(r"time_to_first_token_seconds=[0-9.]+", job_line)
+    assert f"model={DEFAULT_MODEL_NAME}" in job_line
+
+    logs = "\n".join(path.read_text(errors="replace") for path in stack.logs.glob("*.log"))
+    assert marker not in logs
+    if len(completion.strip()) >= 12:
+        assert completion.strip() not in logs
+
+
+def test_request_id_is_generated_when_absent_or_unacceptable(stack: Stack) -> None:
+    plain = httpx.get(f"{stack.base_url}/health/live", timeout=5)
+    assert re.fullmatch(r"req_[0-9a-f]{24}", plain.headers["x-request-id"])
+    odd = httpx.get(f"{stack.base_url}/health/live", headers={"X-Request-ID": "has spaces <b>"}, timeout=5)
+    assert re.fullmatch(r"req_[0-9a-f]{24}", odd.headers["x-request-id"])
+    assert odd.headers["x-request-id"] != plain.headers["x-request-id"]
+
+
+def test_errors_carry_the_request_id_too(stack: Stack) -> None:
+    reply = httpx.post(f"{stack.base_url}/v1/chat/completions", json={"model": 1}, timeout=5)
+    assert reply.status_code == 400
+    assert reply.headers["x-request-id"].startswith("req_")
