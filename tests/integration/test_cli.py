@@ -18,6 +18,7 @@ import pytest
 from redis import Redis
 
 from shared import events, names
+from shared.redis_server import RedisServer
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.stack import free_port, running_stack
 
@@ -57,8 +58,16 @@ def fresh_machine_env(home: Path, port: int) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactory, stop_signal: int) -> None:
+def stop_like(how: str, up: subprocess.Popen[str]) -> None:
+    """`ctrl-c`: a terminal sends SIGINT to its whole foreground process group; `sigterm`: a supervisor."""
+    if how == "ctrl-c":
+        os.killpg(up.pid, signal.SIGINT)
+    else:
+        up.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactory, how: str) -> None:
     home = tmp_path_factory.mktemp("home")  # short: the embedded Redis listens on a unix socket inside it
     port = free_port()
     up = subprocess.Popen(
@@ -68,6 +77,7 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, like a job in a terminal
     )
     children: list[psutil.Process] = []
     try:
@@ -86,10 +96,11 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
         assert reply.choices[0].message.content and reply.usage is not None
 
-        up.send_signal(stop_signal)
+        stop_like(how, up)
         assert up.wait(60) == 0
         output.wait_for(r"llamaq: stopped", timeout=5)
         assert [child.pid for child in children if child.is_running()] == [], "a child outlived `llamaq up`"
+        assert not [line for line in output.lines if "Traceback" in line], "".join(output.lines)
     finally:
         if up.poll() is None:
             up.kill()
@@ -99,6 +110,19 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
                 child.kill()
         if up.stdout:
             up.stdout.close()
+    # Redis stopped last: the worker deregistered itself before it went, as the persisted state shows.
+    server = RedisServer(home / "state" / "llamaq" / "redis")
+    with Redis.from_url(server.start()) as redis:
+        try:
+            assert redis.exists(names.job_key(job_id(reply.id))), "the state was persisted"
+            assert redis.zcard(names.model_workers_key(MODEL)) == 0
+            assert list(redis.scan_iter(match=names.worker_key("*"))) == []
+        finally:
+            server.stop()
+
+
+def job_id(response_id: str) -> str:
+    return "job_" + response_id.removeprefix("chatcmpl-")
 
 
 def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Path) -> None:
