@@ -131,6 +131,9 @@ def test_a_job_whose_worker_dies_is_retried_elsewhere_then_fails_when_every_atte
             assert kinds.count("retry") == 1 and kinds.count("started") == 2 and kinds[-1] == "done"
             workers = [event["worker"] for _, name, event in events if name == "started"]
             assert workers[0] == first != workers[1]
+            retried = kinds.index("retry")
+            second = "".join(event["x"] for _, name, event in events[retried:] if name == "token")
+            assert second == done["response"]["choices"][0]["text"]  # the result is one attempt's, not a splice
 
             stack.add_worker()
             stack.wait_workers(2)
