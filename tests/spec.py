@@ -2,7 +2,8 @@
 
 The spec declares OpenAPI 3.1 but marks nullable fields with 3.0's `nullable: true`, which JSON Schema
 validators ignore; those are rewritten as `anyOf [..., {"type": "null"}]` before validating. Real streams
-send `finish_reason: null` on every chunk but the last; the stream schema is relaxed for that only.
+send `finish_reason: null` on every chunk but the last; the stream schema is relaxed for that only, and
+`CreateCompletionStreamResponse` is the same relaxation of the legacy completion object.
 """
 
 import copy
@@ -60,6 +61,15 @@ def _denullable(node: Any) -> Any:
     return node
 
 
+def _completion_stream(spec: dict[str, Any]) -> dict[str, Any]:
+    """`CreateCompletionResponse` as streamed: `finish_reason` and `usage` are null before the last chunk."""
+    schema = copy.deepcopy(spec["components"]["schemas"]["CreateCompletionResponse"])
+    choice = schema["properties"]["choices"]["items"]["properties"]
+    choice["finish_reason"] = {"anyOf": [choice["finish_reason"], {"type": "null"}]}
+    schema["properties"]["usage"] = {"anyOf": [schema["properties"]["usage"], {"type": "null"}]}
+    return schema
+
+
 @lru_cache
 def _spec() -> dict[str, Any]:
     for path in CANDIDATES:
@@ -69,6 +79,7 @@ def _spec() -> dict[str, Any]:
             finish = choice["items"]["properties"]["finish_reason"]
             choice["items"]["properties"]["finish_reason"] = {"anyOf": [copy.deepcopy(finish), {"type": "null"}]}
             spec["components"]["schemas"]["BatchRequestOutput"] = BATCH_OUTPUT_LINE
+            spec["components"]["schemas"]["CreateCompletionStreamResponse"] = _completion_stream(spec)
             return spec
     raise FileNotFoundError("openai-openapi.json not found in " + ", ".join(map(str, CANDIDATES)))
 
