@@ -3,6 +3,7 @@
 rq-dashboard's own auth exists only in its CLI, so `DashboardGuard` wraps the mounted WSGI app. Job
 arguments hold the prompt and its pages insert several fields unescaped (`<%= %>`), so every JSON
 answer is scrubbed: the call string (function + arguments) is replaced and all strings are escaped.
+rq-dashboard keeps its serializer and worker-row builder at module level, so those are set there.
 """
 
 import html
@@ -17,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from api.dashboard_guard import DashboardGuard
-from shared.jobs import JOB_FUNCTION
+from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION
 from shared.logs import configure_logging
 from shared.settings import Settings
 
@@ -38,13 +39,22 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def current_job(job: Any) -> Any:
+    """rq-dashboard's worker row without the call string: it would unpickle the JSON job to print its args."""
+    if job is None:
+        return "idle"
+    created = job.created_at.isoformat() if job.created_at else None
+    return {"job_id": job.id, "description": JOB_DESCRIPTION, "created_at": created, "call_string": HIDDEN_CALL}
+
+
 def flask_app(settings: Settings) -> Any:
     """rq-dashboard's Flask app on our Redis, reading jobs with RQ's JSON serializer (never pickle)."""
     from flask import Flask, Response
     from rq.serializers import JSONSerializer
     from rq_dashboard import default_settings, web
 
-    app = Flask("llamaq.dashboard")
+    # Named after the package: its templates ask for the app-level `static` route, served from its folder.
+    app = Flask("rq_dashboard")
     app.config.from_object(default_settings)
     app.config.update(
         RQ_DASHBOARD_REDIS_URL=[settings.redis_url],
@@ -53,6 +63,7 @@ def flask_app(settings: Settings) -> Any:
     )
     # rq-dashboard keeps its serializer in a module-level object; its default is pickle.
     web.config.serializer = JSONSerializer
+    web.serialize_current_job = current_job
     app.register_blueprint(web.blueprint, url_prefix="")
     web.setup_rq_connection(app)
 
