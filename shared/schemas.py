@@ -137,9 +137,13 @@ class ChatCompletionRequest(SamplingFields):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
+# OpenAI's default `max_tokens` for legacy completions.
+LEGACY_MAX_TOKENS = 16
+
+
 class CompletionRequest(SamplingFields):
     prompt: Text | list[Text]
-    max_tokens: int | None = Field(16, ge=0)
+    max_tokens: int | None = Field(LEGACY_MAX_TOKENS, ge=0)
 
     @field_validator("prompt")
     @classmethod
@@ -152,7 +156,8 @@ class CompletionRequest(SamplingFields):
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
     def token_limit(self) -> int | None:
-        return self.max_tokens
+        # A null would otherwise run to the end of the context, where OpenAI stops at its default.
+        return LEGACY_MAX_TOKENS if self.max_tokens is None else self.max_tokens
 
 
 class JobCreate(Strict):
