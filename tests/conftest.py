@@ -40,8 +40,10 @@ def fresh_redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+def client(stack: Stack) -> Iterator[openai.OpenAI]:
+    # Closed after each test: a pooled socket left to the garbage collector is a ResourceWarning, an error here.
+    with openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=60) as client:
+        yield client
 
 
 @pytest.fixture
