@@ -92,8 +92,10 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         for part in ("shared.cli api", "shared.cli worker", "redis-server"):
             assert sum(part in command for command in commands) == 1, commands
 
-        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60)
-        reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60) as client:
+            reply = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4
+            )
         assert reply.choices[0].message.content and reply.usage is not None
 
         stop_like(how, up)
@@ -121,6 +123,10 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
             server.stop()
 
 
+def stack_client(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
 def job_id(response_id: str) -> str:
     return "job_" + response_id.removeprefix("chatcmpl-")
 
@@ -133,14 +139,14 @@ def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Pa
         for name in registered:
             assert redis.hget(f"rq:worker:{name}", "queues").decode() == expected_queues
 
-        client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+        client = stack_client(stack.base_url)
 
         def ask(seed: int) -> str:
             messages = [{"role": "user", "content": "Tell me about rivers."}]
             reply = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16, seed=seed)
             return "job_" + reply.id.removeprefix("chatcmpl-")
 
-        with ThreadPoolExecutor(6) as pool:
+        with client, ThreadPoolExecutor(6) as pool:
             jobs = list(pool.map(ask, range(6)))
 
         ran_on = {}

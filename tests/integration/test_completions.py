@@ -91,3 +91,12 @@ def test_unsupported_legacy_fields_are_refused_by_name(client: openai.OpenAI, fi
     with pytest.raises(openai.BadRequestError) as caught:
         complete(client, max_tokens=2, **{field: value})
     assert caught.value.param == field and field in caught.value.message
+
+
+def test_max_tokens_defaults_to_sixteen_even_when_null(client: openai.OpenAI) -> None:
+    unset = client.completions.create(model=MODEL, prompt=COUNT, seed=1, temperature=0)
+    null = complete(client, max_tokens=None, seed=1, temperature=0)
+    for reply in (unset, null):
+        assert reply.usage is not None and reply.usage.completion_tokens == 16
+        assert reply.choices[0].finish_reason == "length"
+    assert null.choices[0].text == unset.choices[0].text

@@ -104,11 +104,11 @@ def test_stopped_and_killed_workers_leave_the_list(fresh_redis_url: str, logs_di
         assert ready_workers(stack.base_url) == 0
         assert until(lambda: not redis.exists(names.worker_key(remaining)), timeout=20)
 
-        client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=30)
-        with pytest.raises(openai.NotFoundError) as caught:
-            client.models.retrieve(MODEL)
-        assert caught.value.code == "model_not_found"
-        # A model seen before but with no worker right now is retryable: 503, not a hang and not a 404.
-        with pytest.raises(openai.InternalServerError) as chat:
-            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
-        assert chat.value.status_code == 503 and chat.value.code == "no_workers"
+        with openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
+            with pytest.raises(openai.NotFoundError) as caught:
+                client.models.retrieve(MODEL)
+            assert caught.value.code == "model_not_found"
+            # A model seen before but with no worker right now is retryable: 503, not a hang and not a 404.
+            with pytest.raises(openai.InternalServerError) as chat:
+                client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+            assert chat.value.status_code == 503 and chat.value.code == "no_workers"
