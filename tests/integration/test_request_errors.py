@@ -7,7 +7,7 @@ import orjson
 import pytest
 from redis import Redis
 
-from shared import names
+from shared import events, names
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.spec import assert_conforms
 from tests.stack import Stack
@@ -121,9 +121,12 @@ def test_prompt_over_the_context_is_refused_by_the_worker(
     assert (error["code"], error["param"], error["type"]) == ("context_length_exceeded", param, "invalid_request_error")
     created = job_records(stack) - before
     assert len(created) == 1, "the worker made the check"
+    job = created.pop().decode().removeprefix(names.job_key(""))
     with Redis.from_url(stack.redis_url) as redis:
-        record = redis.hgetall(created.pop())
+        record = redis.hgetall(names.job_key(job))
+        kinds = [orjson.loads(fields[b"e"])["k"] for _, fields in redis.xrange(names.events_key(job))]
     assert record[b"status"] == b"failed" and record[b"tokens"] == b"0"
+    assert kinds == [events.ERROR], "exactly one terminal event, and nothing before it"
     assert orjson.loads(record[b"terminal"])["error"]["code"] == "context_length_exceeded"
     streamed = error_of(post(stack, path, {**body, "stream": True}))
     assert streamed["code"] == "context_length_exceeded"
