@@ -6,7 +6,6 @@ started registry forgets it. A job popped by a worker that died before claiming 
 """
 
 import asyncio
-import contextlib
 import logging
 import secrets
 
@@ -15,6 +14,7 @@ from redis.exceptions import RedisError
 
 from api.batch_runner import BatchRunner
 from api.cancel import fail_lost
+from api.stopping import stop_task
 from api.unclaimed import rescue_unclaimed
 from shared import events, names
 from shared.scripts import REAP
@@ -37,10 +37,7 @@ class Reaper:
         self._task = asyncio.create_task(self._loop(), name="llamaq-reaper")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _loop(self) -> None:
         while True:

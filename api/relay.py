@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.cancel import fail_lost
+from api.stopping import stop_task
 from shared import events, names
 from shared.errors import Unavailable
 from shared.scripts import ORPHANED
@@ -47,10 +48,7 @@ class Relay:
         self._task = asyncio.create_task(self._listen(), name="llamaq-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()
 
