@@ -75,7 +75,7 @@ async def follow_late(redis_url: str, job: str, resume: Any) -> tuple[bytes, lis
 
 def test_relay_attached_mid_job_gets_every_token(stack: Stack, client: openai.OpenAI) -> None:
     worker = stack.workers[0]
-    stream = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=48, seed=2, stream=True)
+    stream = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=128, seed=2, stream=True)
     chunks = iter(stream)
     job = job_id(next(chunks).id)
     with Redis.from_url(stack.redis_url) as redis:
@@ -94,7 +94,7 @@ def test_relay_attached_mid_job_gets_every_token(stack: Stack, client: openai.Op
     assert len(tokens) == int(record[b"tokens"])
     response = got[-1][1]["response"]
     assert "".join(tokens) == response["choices"][0]["message"]["content"]
-    assert response["usage"]["completion_tokens"] == 48
+    assert 5 < response["usage"]["completion_tokens"] <= 128
     # The client, which read nothing past its first chunk all this time, gets the same text.
     assert content_of(chunks) == response["choices"][0]["message"]["content"]
     assert orjson.loads(record[b"terminal"])["response"] == response
