@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
-from starlette.responses import RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
@@ -97,7 +97,11 @@ def standalone(settings: Settings) -> Starlette:
     async def _root(request: Any) -> RedirectResponse:
         return RedirectResponse(f"{PREFIX}/")
 
-    return Starlette(routes=[Route("/", _root), Mount(PREFIX, dashboard_asgi(settings))])
+    async def _live(request: Any) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    routes = [Route("/", _root), Route("/health/live", _live), Mount(PREFIX, dashboard_asgi(settings))]
+    return Starlette(routes=routes)
 
 
 def main(settings: Settings) -> None:

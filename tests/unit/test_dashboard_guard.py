@@ -70,6 +70,7 @@ async def test_standalone_app_redirects_and_guards() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         root = await client.get("/")
         assert root.status_code == 307 and root.headers["location"] == "/dashboard/"
+        assert (await client.get("/health/live")).json() == {"status": "ok"}
         assert (await client.get("/dashboard/static/favicon.ico")).status_code == 401
         asset = await client.get("/dashboard/static/favicon.ico", headers={"Authorization": basic("dash")})
         assert asset.status_code == 200 and asset.content
