@@ -35,8 +35,18 @@ class Output:
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
-        stdout = process.stdout
-        threading.Thread(target=lambda: [self._queue.put(line) for line in stdout], daemon=True).start()
+        self._stdout = process.stdout
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stdout:
+            self._queue.put(line)
+
+    def close(self) -> None:
+        """Once the process and every child holding the pipe are gone, the reader sees its end."""
+        self._reader.join(timeout=10)
+        self._stdout.close()
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -80,8 +90,8 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         start_new_session=True,  # a process group of its own, like a job in a terminal
     )
     children: list[psutil.Process] = []
+    output = Output(up)
     try:
-        output = Output(up)
         base_url = output.wait_for(r"serving \S+ at (http://\S+/v1)", timeout=120)[1]
         assert base_url == f"http://127.0.0.1:{port}/v1"
         redis_url = output.wait_for(r"redis at (\S+);", timeout=10)[1]
@@ -105,13 +115,13 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         assert not [line for line in output.lines if "Traceback" in line], "".join(output.lines)
     finally:
         if up.poll() is None:
+            children = children or psutil.Process(up.pid).children(recursive=True)
             up.kill()
         up.wait(10)
         for child in children:
             if child.is_running():
                 child.kill()
-        if up.stdout:
-            up.stdout.close()
+        output.close()
     # Redis stopped last: the worker deregistered itself before it went, as the persisted state shows.
     server = RedisServer(home / "state" / "llamaq" / "redis")
     with Redis.from_url(server.start()) as redis:
