@@ -39,8 +39,10 @@ def error_of(response: httpx.Response, status: int = 400) -> dict[str, Any]:
 
 
 def job_records(stack: Stack) -> set[bytes]:
+    """Records of synchronous jobs; background work other tests left on the shared stack is ignored."""
     with Redis.from_url(stack.redis_url) as redis:
-        return {key for key in redis.scan_iter(match=names.job_key("job_*")) if key.count(b":") == 2}
+        keys = [key for key in redis.scan_iter(match=names.job_key("job_*")) if key.count(b":") == 2]
+        return {key for key in keys if redis.hget(key, "lane") == names.INTERACTIVE.encode()}
 
 
 @pytest.mark.parametrize(
