@@ -3,6 +3,7 @@
 import base64
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from shared import names
 from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.integration.secured import password_redis
-from tests.stack import Stack, running_stack
+from tests.stack import ROOT, Stack, free_port, running_stack, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +149,25 @@ def _busy_workers(http: httpx.Client, timeout: float = 30.0) -> httpx.Response:
             return reply
         time.sleep(0.1)
     raise TimeoutError("the worker never showed a current job")
+
+
+def test_llamaq_dashboard_serves_it_alone(dashboard: Stack) -> None:
+    port = free_port()
+    env = {**dashboard.env, "LLAMAQ_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "dashboard"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health/live")
+        assert httpx.get(f"{base}/dashboard/", timeout=10).status_code == 401
+        queues = httpx.get(f"{base}/dashboard/0/data/queues.json", headers=basic(DASHBOARD_KEY), timeout=10).json()
+        assert names.queue_name("ghost", "interactive") in [queue["name"] for queue in queues["queues"]]
+    finally:
+        process.terminate()
+        process.wait(15)
