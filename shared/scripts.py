@@ -50,7 +50,8 @@ if ARGV[4] ~= '' then
     if ml[1] then redis.call('HINCRBY', KEYS[5], ml[1] .. '|' .. (ml[2] or '') .. '|jobs|' .. ARGV[4], 1) end
   end
   local batch = redis.call('HGET', KEYS[1], 'batch')
-  if batch and ARGV[9] ~= '' then
+  -- A batch that expired meanwhile is not recreated (it would live on with no expiry).
+  if batch and ARGV[9] ~= '' and redis.call('EXISTS', ARGV[12] .. batch) == 1 then
     local bkey = ARGV[12] .. batch
     local custom_id = redis.call('HGET', KEYS[1], 'custom_id_json')
     local head = '{"id":"batch_req_' .. ARGV[10] .. '","custom_id":' .. custom_id

@@ -165,3 +165,15 @@ async def test_a_line_that_cannot_be_enqueued_still_ends_in_the_error_file() -> 
     (error,) = await redis.lrange(names.batch_lines_key(batch_id, "errors"), 0, -1)
     assert orjson.loads(error)["custom_id"] == "long"
     assert orjson.loads(error)["response"]["body"]["error"]["code"] == "context_length_exceeded"
+
+
+def test_a_line_that_ends_after_its_batch_expired_does_not_bring_the_batch_back(jobs: JobsApp) -> None:
+    batch = jobs.create_batch(jobs.upload([line("a")])["id"])
+    job_id = jobs.worker.take()
+    jobs.redis.delete(names.batch_key(batch["id"]))
+
+    jobs.worker.run(job_id, "late")
+
+    assert not jobs.redis.exists(names.batch_key(batch["id"]))
+    assert not jobs.redis.exists(names.batch_lines_key(batch["id"], "output"))
+    assert jobs.redis.hget(names.job_key(job_id), "status") == b"completed"
