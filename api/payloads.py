@@ -14,6 +14,10 @@ from shared.settings import Settings
 
 
 def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings) -> Params:
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
     limit = body.token_limit()
     if limit is not None and limit > settings.max_tokens_cap:
         param = "max_completion_tokens" if getattr(body, "max_completion_tokens", None) else "max_tokens"

@@ -72,6 +72,8 @@ def job_records(stack: Stack) -> set[bytes]:
         (CHAT, {**BASE, "stop": 5}, "stop"),
         (CHAT, {**BASE, "seed": 1.5}, "seed"),
         (CHAT, {**BASE, "stream_options": {"include_usage": "y"}}, "stream_options.include_usage"),
+        (CHAT, {**BASE, "stream_options": {"include_usage": True}}, "stream_options"),
+        (LEGACY, {"model": MODEL, "prompt": "hi", "stream": False, "stream_options": {}}, "stream_options"),
         (CHAT, {**BASE, "response_format": {"type": "xml"}}, "response_format"),
         (CHAT, {**BASE, "response_format": {"type": "json_schema"}}, "response_format.json_schema"),
         (CHAT, {**BASE, "n": 3}, "n"),
