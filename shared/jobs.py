@@ -49,6 +49,8 @@ class JobPayload(BaseModel):
     messages: list[ChatMessage] | None = None
     prompt: str | None = None
     params: Params
+    # The HTTP request that submitted the job, so the worker's job log line can name it.
+    request_id: str | None = None
 
 
 def new_job_id() -> str:

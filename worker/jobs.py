@@ -54,6 +54,8 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
         pipe.execute()
     extra: dict[str, Any] = {"job_id": job.id, "model": job.model, "lane": job.lane, "worker": ctx.name}
     extra.update(outcome=outcome, seconds=round(duration, 4), attempt=sink.attempt)
+    if job.request_id:
+        extra["request_id"] = job.request_id
     extra.update(clock.log_fields(figures))
     logger.info("job finished", extra=extra)
     return {"job": job.id, "outcome": outcome, "seconds": duration}

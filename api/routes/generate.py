@@ -8,6 +8,7 @@ from api.deps import AdmissionDep, OwnerDep, RelayDep, SettingsDep
 from api.generation import Generation
 from api.payloads import chat_payload, completion_payload
 from api.requestlog import annotate
+from shared.logs import REQUEST_ID
 from shared.schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["generation"])
@@ -24,6 +25,7 @@ async def create_chat_completion(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = chat_payload(body, settings)
+    payload.request_id = REQUEST_ID.get()
     annotate(request, job_id=payload.id, model=payload.model, stream=bool(body.stream))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await Generation(request, relay, admission, settings).serve(
@@ -42,6 +44,7 @@ async def create_completion(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = completion_payload(body, settings)
+    payload.request_id = REQUEST_ID.get()
     annotate(request, job_id=payload.id, model=payload.model, stream=bool(body.stream))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await Generation(request, relay, admission, settings).serve(

@@ -48,7 +48,7 @@ def test_request_and_job_lines_carry_ids_and_figures_but_no_text(stack: Stack, c
     assert f"completion_tokens={reply.usage.completion_tokens}" in job_line  # type: ignore[union-attr]
     assert f"prompt_tokens={reply.usage.prompt_tokens}" in job_line  # type: ignore[union-attr]
     assert re.search(r"time_to_first_token_seconds=[0-9.]+", job_line)
-    assert f"model={DEFAULT_MODEL_NAME}" in job_line
+    assert f"model={DEFAULT_MODEL_NAME}" in job_line and f"request_id={request_id}" in job_line
 
     logs = "\n".join(path.read_text(errors="replace") for path in stack.logs.glob("*.log"))
     assert marker not in logs
