@@ -1,0 +1,237 @@
+"""The real app (`api.app.create_app`) on fakeredis, with the real RQ worker and a FakeLlama on a thread.
+
+The official `openai` client talks to the app in-process through httpx's ASGI transport; raw bodies are
+checked with httpx where the exact wire format matters.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import fakeredis
+import httpx
+import openai
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from api.app import create_app
+from shared import names
+from tests.fakes import MODEL, FakeLlama, ThreadWorker, async_redis, make_context, make_engine, make_settings
+from tests.spec import assert_conforms
+
+REPLY = "Hello there, friend."
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@dataclass
+class Served:
+    http: httpx.AsyncClient
+    client: openai.AsyncOpenAI
+    redis: Redis
+    worker: fakeredis.FakeRedis
+
+
+@contextlib.asynccontextmanager
+async def served(llama: FakeLlama | None = None, *, worker: bool = True) -> AsyncIterator[Served]:
+    """The app and, unless `worker` is off, one live worker of MODEL."""
+    server = fakeredis.FakeServer()
+    sync = fakeredis.FakeRedis(server=server)
+    settings = make_settings(sync_timeout=30)
+    context = make_context(sync, make_engine(llama or FakeLlama(REPLY)), settings)
+    sync.hset(names.models_key(), MODEL, 1700000000)
+    if worker:
+        sync.zadd(names.model_workers_key(MODEL), {context.name: 4102444800})
+    redis = async_redis(server)
+    app = create_app(settings, redis=redis)
+    with ThreadWorker(context) if worker else contextlib.nullcontext():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://llamaq.test") as http:
+                client = openai.AsyncOpenAI(
+                    base_url="http://llamaq.test/v1", api_key="unused", http_client=http, max_retries=0
+                )
+                yield Served(http, client, redis, sync)
+    await redis.aclose()
+    sync.close()
+
+
+def error_of(reply: httpx.Response, status: int, code: str | None, param: str | None) -> dict[str, Any]:
+    assert reply.status_code == status
+    body = reply.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert (body["error"]["code"], body["error"]["param"]) == (code, param)
+    return body["error"]
+
+
+def sse_frames(body: bytes) -> list[bytes]:
+    return [line.removeprefix(b"data: ") for line in body.split(b"\n") if line.startswith(b"data: ")]
+
+
+# --- generation through the queue ------------------------------------------------------------------------
+
+
+async def test_chat_without_streaming() -> None:
+    async with served() as app:
+        reply = await app.http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 50})
+        assert reply.status_code == 200
+        assert_conforms("CreateChatCompletionResponse", reply.json())
+        response = await app.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert response.choices[0].message.content == REPLY
+    assert response.choices[0].finish_reason == "stop"
+    assert response.usage is not None and response.usage.completion_tokens == len(REPLY)
+    assert response.usage.total_tokens == response.usage.prompt_tokens + len(REPLY)
+
+
+async def test_chat_streaming_with_usage() -> None:
+    async with served() as app:
+        stream = await app.client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=5,
+        )
+        chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY[:5]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+
+
+async def test_chat_stream_on_the_wire_conforms_and_ends_with_done() -> None:
+    async with served() as app:
+        reply = await app.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    frames = sse_frames(reply.content)
+    assert frames[-1] == b"[DONE]"
+    chunks = [orjson.loads(frame) for frame in frames[:-1]]
+    for chunk in chunks:
+        assert_conforms("CreateChatCompletionStreamResponse", chunk)
+    assert "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks) == REPLY
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_completion_without_and_with_streaming() -> None:
+    async with served(FakeLlama("upon a time")) as app:
+        response = await app.client.completions.create(model=MODEL, prompt="Once", max_tokens=4)
+        stream = await app.client.completions.create(model=MODEL, prompt="Once", max_tokens=4, stream=True)
+        chunks = [chunk async for chunk in stream]
+    assert response.choices[0].text == "upon"
+    assert response.choices[0].finish_reason == "length"
+    assert response.usage is not None and response.usage.prompt_tokens == 5
+    assert "".join(chunk.choices[0].text for chunk in chunks if chunk.choices) == "upon"
+
+
+async def test_stop_sequence_ends_the_reply() -> None:
+    async with served() as app:
+        response = await app.client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], stop=[","]
+        )
+    assert response.choices[0].message.content == "Hello there"
+    assert response.choices[0].finish_reason == "stop"
+
+
+async def test_a_failure_mid_stream_is_an_error_event_not_a_hang() -> None:
+    async with served(FakeLlama(REPLY, fail_after=3)) as app:
+        reply = await app.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    frames = sse_frames(reply.content)
+    assert b"[DONE]" not in frames
+    last = orjson.loads(frames[-1])
+    assert last["error"]["code"] == "internal_error"
+    assert "".join(orjson.loads(f)["choices"][0]["delta"].get("content", "") for f in frames[:-1]) == REPLY[:3]
+
+
+async def test_a_failure_without_streaming_is_a_500_error_object() -> None:
+    async with served(FakeLlama(REPLY, fail_after=3)) as app:
+        reply = await app.http.post("/v1/chat/completions", json=CHAT)
+    error = error_of(reply, 500, "internal_error", None)
+    assert "fake decode failure" not in error["message"]
+
+
+async def test_a_prompt_over_the_context_is_400_context_length_exceeded() -> None:
+    async with served(FakeLlama(n_ctx=64)) as app:
+        body = {**CHAT, "messages": [{"role": "user", "content": "word " * 20}], "max_tokens": 10}
+        plain = await app.http.post("/v1/chat/completions", json=body)
+        streamed = await app.http.post("/v1/chat/completions", json={**body, "stream": True})
+    error_of(plain, 400, "context_length_exceeded", "messages")
+    error_of(streamed, 400, "context_length_exceeded", "messages")
+
+
+# --- errors before anything is queued ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "param"),
+    [
+        (b"{not json", None),
+        (b"", None),
+        (b"[]", None),
+        (b'{"model": "fake-model"}', "messages"),
+        (b'{"model": "fake-model", "messages": [{"role": "user", "content": 1}]}', "messages[0].content"),
+        (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "n": 2}', "n"),
+        (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "tools": []}', "tools"),
+        (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "temperature": "1"}', "temperature"),
+        (b'{"model": "fake-model", "messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content"),
+    ],
+)
+async def test_bad_requests_are_400_with_param_never_422(content: bytes, param: str | None) -> None:
+    async with served(worker=False) as app:
+        reply = await app.http.post(
+            "/v1/chat/completions", content=content, headers={"content-type": "application/json"}
+        )
+        error = error_of(reply, 400, None, param)
+        assert error["type"] == "invalid_request_error"
+        assert await app.redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == 0
+
+
+async def test_bad_completion_request_is_400() -> None:
+    async with served(worker=False) as app:
+        reply = await app.http.post("/v1/completions", json={"model": MODEL, "prompt": ["a", "b"]})
+    error_of(reply, 400, None, "prompt")
+
+
+async def test_unknown_model_is_404_model_not_found() -> None:
+    async with served() as app:
+        reply = await app.http.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"})
+        error_of(reply, 404, "model_not_found", "model")
+        with pytest.raises(openai.NotFoundError):
+            await app.client.completions.create(model="gpt-4o", prompt="x")
+
+
+async def test_a_known_model_without_live_workers_is_503() -> None:
+    async with served(worker=False) as app:
+        reply = await app.http.post("/v1/chat/completions", json=CHAT)
+    error_of(reply, 503, "no_workers", None)
+
+
+async def test_unknown_routes_and_methods_are_error_objects() -> None:
+    async with served(worker=False) as app:
+        error_of(await app.http.get("/v1/nothing"), 404, "not_found", None)
+        error_of(await app.http.get("/v1/chat/completions"), 405, "method_not_allowed", None)
+
+
+# --- models and health -------------------------------------------------------------------------------------
+
+
+async def test_models_lists_only_models_with_a_live_worker() -> None:
+    async with served() as app:
+        listed = await app.client.models.list()
+        assert [model.id for model in listed.data] == [MODEL]
+        assert (await app.client.models.retrieve(MODEL)).id == MODEL
+        await app.redis.delete(names.model_workers_key(MODEL))
+        assert (await app.http.get("/v1/models")).json() == {"object": "list", "data": []}
+        error_of(await app.http.get(f"/v1/models/{MODEL}"), 404, "model_not_found", "model")
+
+
+async def test_health() -> None:
+    async with served() as app:
+        assert (await app.http.get("/health/live")).json() == {"status": "ok"}
+        ready = await app.http.get("/health/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert (body["status"], body["redis"]) == ("ready", "ok")
+    assert body["models"][MODEL]["workers"] == 1
