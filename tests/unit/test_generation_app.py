@@ -34,14 +34,17 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def served(llama: FakeLlama | None = None, *, worker: bool = True) -> AsyncIterator[Served]:
-    """The app and, unless `worker` is off, one live worker of MODEL."""
+async def served(
+    llama: FakeLlama | None = None, *, worker: bool = True, live: bool | None = None, sync_timeout: float = 30
+) -> AsyncIterator[Served]:
+    """The app and one worker of MODEL; `worker` off: no worker runs, `live` off: none is registered either."""
     server = fakeredis.FakeServer()
     sync = fakeredis.FakeRedis(server=server)
-    settings = make_settings(sync_timeout=30)
+    settings = make_settings(sync_timeout=sync_timeout)
     context = make_context(sync, make_engine(llama or FakeLlama(REPLY)), settings)
     sync.hset(names.models_key(), MODEL, 1700000000)
-    if worker:
+    registered = worker if live is None else live
+    if registered:
         sync.zadd(names.model_workers_key(MODEL), {context.name: 4102444800})
     redis = async_redis(server)
     app = create_app(settings, redis=redis)
@@ -206,6 +209,16 @@ async def test_a_known_model_without_live_workers_is_503() -> None:
     async with served(worker=False) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
     error_of(reply, 503, "no_workers", None)
+
+
+async def test_a_job_nobody_takes_ends_at_the_deadline_with_504_naming_the_job() -> None:
+    async with served(worker=False, live=True, sync_timeout=0.5) as app:
+        reply = await app.http.post("/v1/chat/completions", json=CHAT)
+        error = error_of(reply, 504, "timeout", None)
+        (job_id,) = await app.redis.lrange(names.rq_queue_key(MODEL, names.INTERACTIVE), 0, -1)
+        # The job stays queued: a worker may still run it, and its result can be polled by id.
+        assert job_id.decode() in error["message"]
+        assert await app.redis.hget(names.job_key(job_id.decode()), "status") == b"queued"
 
 
 async def test_unknown_routes_and_methods_are_error_objects() -> None:
