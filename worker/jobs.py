@@ -38,7 +38,7 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
     except BaseException as exc:
         logger.exception("job failed", extra={"job_id": job.id})
         if not sink.finished:
-            _safe_error(sink, LlamaqError("The worker failed while generating.", code="internal_error"))
+            _safe_error(sink, LlamaqError("The worker failed while generating.", code="internal_error"), job.id)
         if not isinstance(exc, Exception):
             raise
         outcome = "failed"
@@ -96,8 +96,8 @@ def _response(job: JobPayload, progress: Generation) -> dict[str, Any]:
     return build(response_id(job.id, job.kind), job.model, job.created, text, progress.finish_reason, usage)
 
 
-def _safe_error(sink: EventSink, exc: LlamaqError) -> None:
+def _safe_error(sink: EventSink, exc: LlamaqError, job_id: str) -> None:
     try:
         sink.error(exc)
     except Exception:
-        logger.exception("could not publish the terminal event", extra={"job_id": sink.attempt})
+        logger.exception("could not publish the terminal event", extra={"job_id": job_id})
