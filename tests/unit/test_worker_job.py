@@ -8,6 +8,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -28,6 +29,7 @@ from tests.fakes import (
 )
 from tests.spec import assert_conforms
 from worker.context import WorkerContext
+from worker.jobs import run
 
 SECRET = "my very private prompt"
 
@@ -247,3 +249,22 @@ def test_a_superseded_attempt_stops_and_writes_no_terminal_event(
     assert status(redis, job) == "in_progress"
     result = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).latest_result()
     assert result is not None and result.return_value["outcome"] == "superseded"
+
+
+def test_when_even_the_error_event_cannot_be_written_the_log_names_the_job(
+    server: fakeredis.FakeServer, redis: fakeredis.FakeRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = chat_job()
+    llama = FakeLlama("abcdef")
+
+    def redis_goes_away(index: int) -> None:
+        if index == 2:
+            server.connected = False
+            raise RuntimeError("decode failed")
+
+    llama.on_token = redis_goes_away
+    enqueue(server, job)
+    with pytest.raises(RedisConnectionError):
+        run(context(redis, llama), job.model_dump(mode="json"))
+    (record,) = [r for r in caplog.records if r.getMessage() == "could not publish the terminal event"]
+    assert getattr(record, "job_id", None) == job.id
