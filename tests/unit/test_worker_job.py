@@ -61,6 +61,13 @@ def status(redis: fakeredis.FakeRedis, job: JobPayload) -> str:
     return redis.hget(names.job_key(job.id), "status").decode()
 
 
+def outcome(redis: fakeredis.FakeRedis, job: JobPayload) -> dict[str, Any]:
+    """What the job function returned, as RQ stored it."""
+    result = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).latest_result()
+    assert result is not None and isinstance(result.return_value, dict)
+    return result.return_value
+
+
 def terminal(found: list[dict[str, Any]]) -> dict[str, Any]:
     """The one terminal event, which must also be the last."""
     ends = [event for event in found if event["k"] in ("d", "e")]
@@ -156,10 +163,9 @@ def test_the_rq_job_is_json_and_its_description_holds_no_user_text(
     run_burst(context(redis, FakeLlama()))
     fetched = Job.fetch(job.id, connection=redis, serializer=JSONSerializer)
     assert fetched.description == JOB_DESCRIPTION
-    result = fetched.latest_result()
-    assert result is not None and result.return_value is not None
-    assert result.return_value["outcome"] == "completed"
-    assert SECRET not in json.dumps(result.return_value)
+    summary = outcome(redis, job)
+    assert summary["outcome"] == "completed"
+    assert SECRET not in json.dumps(summary)
 
 
 def test_cancellation_mid_generation_stops_within_a_token_or_two(
@@ -226,8 +232,7 @@ def test_a_job_cancelled_between_dequeue_and_claim_is_skipped(
     run_burst(context(redis, llama))
     assert llama.calls == []
     assert stored_events(redis, job) == []
-    result = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).latest_result()
-    assert result is not None and result.return_value["outcome"] == "skipped"
+    assert outcome(redis, job)["outcome"] == "skipped"
 
 
 def test_a_superseded_attempt_stops_and_writes_no_terminal_event(
@@ -247,8 +252,7 @@ def test_a_superseded_attempt_stops_and_writes_no_terminal_event(
     assert all(event["k"] in ("s", "t") for event in found)
     assert sum(1 for event in found if event["k"] == "t") <= 2
     assert status(redis, job) == "in_progress"
-    result = Job.fetch(job.id, connection=redis, serializer=JSONSerializer).latest_result()
-    assert result is not None and result.return_value["outcome"] == "superseded"
+    assert outcome(redis, job)["outcome"] == "superseded"
 
 
 def test_when_even_the_error_event_cannot_be_written_the_log_names_the_job(
