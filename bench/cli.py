@@ -23,7 +23,7 @@ MODEL = "bench-model"
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="llamaq bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny run (seconds): 1-2 requests each, no peer server")
-    parser.add_argument("--repeat", type=int, default=1, help="repetitions; the tables show medians")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over all contestants; tables show medians")
     parser.add_argument("--out", type=Path, help="write all results as JSON here")
     parser.add_argument("--model-path", type=Path, help="GGUF file (default: the bundled SmolLM2-135M)")
     parser.add_argument("--max-tokens", type=int)
@@ -42,24 +42,22 @@ def workload_of(args: argparse.Namespace) -> Workload:
     return dataclasses.replace(base, **{k: v for k, v in chosen.items() if v is not None})
 
 
-def _peer_runs(model_path: Path, workload: Workload, skip: bool, scratch: Path) -> list[Run]:
-    single = f"{contests.PEER} {workload.threads} thread(s)"
-    many = f"{contests.PEER} {2 * workload.threads} thread(s)"
-    if skip:
-        return [Run(single, 1, [], 0.0), Run(many, workload.clients, [], 0.0)]
+def _unmeasured(workload: Workload) -> list[Run]:
+    """Rows for the peer when it is skipped, so the table keeps its shape."""
     return [
-        contests.peer_run(model_path, workload, MODEL, workload.threads, 1, scratch),
-        contests.peer_run(model_path, workload, MODEL, 2 * workload.threads, workload.clients, scratch),
+        Run(contests.peer_name(workload.threads), 1, [], 0.0),
+        Run(contests.peer_name(2 * workload.threads), workload.clients, [], 0.0),
     ]
 
 
-def repetition(model_path: Path, workload: Workload, skip_peer: bool, scratch: Path) -> tuple[list[Row], list[Row]]:
-    runs = contests.raw_runs(model_path, workload)
-    runs += contests.llamaq_runs(workload, MODEL, 1, single=True, scratch=scratch)
-    runs += contests.llamaq_runs(workload, MODEL, 2, single=False, scratch=scratch)
-    runs += _peer_runs(model_path, workload, skip_peer, scratch)
-    rows = with_ratios([run.summary() for run in runs])
-    return rows, run_frontdoor(workload, MODEL, scratch)
+def rounds(model_path: Path, workload: Workload, repeat: int, skip_peer: bool, scratch: Path) -> list[list[Row]]:
+    """`repeat` rounds over contestants that stay up between rounds; ratios are taken within a round."""
+    out = []
+    with contests.started(model_path, workload, MODEL, scratch, skip_peer) as field:
+        for turn in range(repeat):
+            runs = contests.single_round(field, workload, turn) + contests.many_round(field, workload, turn)
+            out.append(with_ratios([run.summary() for run in runs + (_unmeasured(workload) if skip_peer else [])]))
+    return out
 
 
 def render(result: dict[str, Any]) -> str:
@@ -69,7 +67,7 @@ def render(result: dict[str, Any]) -> str:
         f"machine: {machine}",
         f"workload: max_tokens={workload['max_tokens']} temperature={workload['temperature']} "
         f"seed={workload['seed']} threads={workload['threads']} repeat={result['repeat']}",
-        "load average (1 min) before each repetition and at the end: " + " ".join(map(str, result["load_avg"])),
+        "load average (1 min) at start, before the front door, at the end: " + " ".join(map(str, result["load_avg"])),
         markdown(result["table"], COLUMNS),
         markdown(result["frontdoor"], FRONTDOOR_COLUMNS),
         markdown(result["targets"], TARGET_COLUMNS),
@@ -84,28 +82,28 @@ def main(argv: list[str]) -> int:
     workload = workload_of(args)
     model_path = args.model_path or bundled_model_path()
     skip_peer = args.skip_peer or args.smoke
-    reps: list[tuple[list[Row], list[Row]]] = []
-    # The 1-minute load average before each repetition and at the end: the box may be shared.
-    loads: list[float] = []
+    repeat = max(1, args.repeat)
+    # The 1-minute load average before the runs, before the front-door runs, and at the end: the box may be shared.
+    loads = [round(os.getloadavg()[0], 2)]
     with tempfile.TemporaryDirectory(prefix="llamaq-bench-") as tmp:
         scratch = args.logs or Path(tmp)
-        for _ in range(max(1, args.repeat)):
-            loads.append(round(os.getloadavg()[0], 2))
-            reps.append(repetition(model_path, workload, skip_peer, scratch))
+        reps = rounds(model_path, workload, repeat, skip_peer, scratch)
+        loads.append(round(os.getloadavg()[0], 2))
+        doors = [run_frontdoor(workload, MODEL, scratch) for _ in range(repeat)]
     loads.append(round(os.getloadavg()[0], 2))
-    table, frontdoor = merge([rows for rows, _ in reps]), merge([door for _, door in reps])
+    table, frontdoor = merge(reps), merge(doors)
     model_mb = model_path.stat().st_size / 1e6
     result = {
         "machine": describe(),
         "workload": dataclasses.asdict(workload),
-        "repeat": len(reps),
+        "repeat": repeat,
         "load_avg": loads,
         "model_path": str(model_path),
         "model_mb": model_mb,
         "table": table,
         "frontdoor": frontdoor,
         "targets": targets(table, frontdoor, model_mb, workload.clients, workload.threads),
-        "repetitions": [{"table": rows, "frontdoor": door} for rows, door in reps],
+        "repetitions": [{"table": rows, "frontdoor": door} for rows, door in zip(reps, doors, strict=True)],
     }
     print(render(result), flush=True)
     if args.out:

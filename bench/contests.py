@@ -1,15 +1,23 @@
-"""The contestants, each warmed before it is measured: raw llama.cpp, llamaq, llama-cpp-python's server."""
+"""The contestants, started once and kept warm, then measured in turns so that a busy box hits them alike."""
 
+import asyncio
+import contextlib
+import functools
 import os
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from bench.client import run_load
+import httpx
+
+from bench.client import run_load, stream_chat
 from bench.config import Workload
 from bench.peer import running_peer
-from bench.procs import RssSampler
-from bench.raw import loaded, timed
+from bench.procs import CpuClock, RssSampler
+from bench.raw import loaded, one
 from bench.stack import private_redis, running_llamaq
-from bench.stats import Run
+from bench.stats import Run, Stream
 
 RAW = "raw in-process, prompt cached"
 # The worker re-evaluates the whole prompt of a seeded request (see worker/engine.py), as this row does.
@@ -18,47 +26,110 @@ LLAMAQ_1 = "llamaq 1 worker"
 LLAMAQ_2 = "llamaq 2 workers"
 PEER = "llama_cpp.server"
 
-
-def raw_runs(model_path: Path, workload: Workload) -> list[Run]:
-    runs = []
-    with loaded(model_path, workload) as llama:
-        for name, cold in ((RAW, False), (RAW_COLD, True)):
-            # Sampled as "raw", not "worker": this process also holds the client and the bench itself.
-            with RssSampler({"raw": [os.getpid()]}) as sampler:
-                streams, wall = timed(llama, workload, cold)
-            runs.append(Run(name, 1, streams, wall, {}, sampler.cpu_s))
-    return runs
+T = TypeVar("T")
 
 
-def _measure(url: str, body: dict, workload: Workload, name: str, clients: int, pids: dict[str, list[int]]) -> Run:
-    """Warm with `clients` concurrent requests, then measure; single-stream runs send `single_requests`."""
-    run_load(url, body, clients, workload.warmup)
-    per_client = workload.single_requests if clients == 1 else workload.per_client
-    with RssSampler(pids) as rss:
-        streams, wall = run_load(url, body, clients, per_client)
-    return Run(name, clients, streams, wall, rss.peak_mb, rss.cpu_s)
+def peer_name(threads: int) -> str:
+    return f"{PEER} {threads} thread(s)"
 
 
-def llamaq_runs(workload: Workload, model: str, workers: int, single: bool, scratch: Path) -> list[Run]:
-    """Single stream (when `single`) and `workload.clients` concurrent clients through the API."""
-    name = LLAMAQ_1 if workers == 1 else LLAMAQ_2
+@dataclass
+class Served:
+    """A contestant behind HTTP: where its requests go and which processes serve them."""
+
+    name: str
+    url: str
+    body: dict[str, Any]
+    pids: dict[str, list[int]]
+
+
+@dataclass
+class Field:
+    llama: Any  # raw llama.cpp in this process
+    single: list[Served]  # taking turns with raw llama.cpp, one request at a time
+    many: list[Served]  # taking turns at `workload.clients` concurrent clients
+
+
+@contextlib.contextmanager
+def _llamaq(workload: Workload, model: str, workers: int, scratch: Path) -> Iterator[Served]:
     settings = {"n_threads": str(workload.threads), "n_ctx": str(workload.n_ctx), "n_batch": str(workload.n_batch)}
     with (
         private_redis(scratch / f"redis-{workers}w") as redis,
         running_llamaq(redis.url, scratch / f"logs-{workers}w", model, workers, **settings) as stack,
     ):
-        url = f"{stack.base_url}/v1/chat/completions"
-        body = workload.openai_body(model, sampler_extras=False)
         pids = {"api": [stack.api.pid], "worker": [worker.pid for worker in stack.workers]}
         pids |= {"redis": [redis.process.pid] if redis.process else [], "client": [os.getpid()]}
-        runs = [_measure(url, body, workload, name, 1, pids)] if single else []
-        runs.append(_measure(url, body, workload, name, workload.clients, pids))
-    return runs
+        url, body = f"{stack.base_url}/v1/chat/completions", workload.openai_body(model, sampler_extras=False)
+        yield Served(LLAMAQ_1 if workers == 1 else LLAMAQ_2, url, body, pids)
 
 
-def peer_run(model_path: Path, workload: Workload, model: str, threads: int, clients: int, scratch: Path) -> Run:
-    """llama-cpp-python's server with `threads` threads, measured at `clients` concurrent clients."""
+@contextlib.contextmanager
+def _peer(model_path: Path, workload: Workload, model: str, threads: int, scratch: Path) -> Iterator[Served]:
     with running_peer(model_path, model, threads, workload, scratch / f"logs-peer-{threads}t") as (base, server):
         body = workload.openai_body(model, sampler_extras=True)
-        url, name = f"{base}/v1/chat/completions", f"{PEER} {threads} thread(s)"
-        return _measure(url, body, workload, name, clients, {"worker": [server.pid], "client": [os.getpid()]})
+        pids = {"worker": [server.pid], "client": [os.getpid()]}
+        yield Served(peer_name(threads), f"{base}/v1/chat/completions", body, pids)
+
+
+@contextlib.contextmanager
+def started(model_path: Path, workload: Workload, model: str, scratch: Path, skip_peer: bool) -> Iterator[Field]:
+    """Raw llama.cpp, llamaq with 1 and with 2 workers, and the peer at 1 and 2x threads, all warm."""
+    with contextlib.ExitStack() as stack:
+        llama = stack.enter_context(loaded(model_path, workload))
+        one_worker = stack.enter_context(_llamaq(workload, model, 1, scratch))
+        two_workers = stack.enter_context(_llamaq(workload, model, 2, scratch))
+        threads = [] if skip_peer else [workload.threads, 2 * workload.threads]
+        peers = [stack.enter_context(_peer(model_path, workload, model, n, scratch)) for n in threads]
+        field = Field(llama, [one_worker, *peers[:1]], [one_worker, two_workers, *peers[1:]])
+        for served in (one_worker, two_workers, *peers):
+            run_load(served.url, served.body, 2, workload.warmup)
+        yield field
+
+
+def _turn(items: list[T], turn: int) -> list[T]:
+    """`items` starting at a different one each turn, so that none always goes first."""
+    k = turn % len(items)
+    return items[k:] + items[:k]
+
+
+async def _raw(llama: Any, workload: Workload, cold: bool) -> Stream:
+    return one(llama, workload, cold)
+
+
+async def _single_round(field: Field, workload: Workload, turn: int) -> list[Run]:
+    me = os.getpid()
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(600.0)))
+        senders: list[tuple[str, dict[str, list[int]], Callable[[], Awaitable[Stream]]]] = [
+            (RAW, {"raw": [me]}, functools.partial(_raw, field.llama, workload, False)),
+            (RAW_COLD, {"raw": [me]}, functools.partial(_raw, field.llama, workload, True)),
+        ]
+        senders += [(s.name, s.pids, functools.partial(stream_chat, client, s.url, s.body)) for s in field.single]
+        samplers = {s.name: stack.enter_context(RssSampler(s.pids)) for s in field.single}
+        clocks = {name: CpuClock(pids) for name, pids, _ in senders}
+        streams: dict[str, list[Stream]] = {name: [] for name, _, _ in senders}
+        cpu: dict[str, dict[str, float]] = {name: {} for name, _, _ in senders}
+        for index in range(workload.single_requests):
+            for name, _, send in _turn(senders, turn + index):
+                with clocks[name].adding_to(cpu[name]):
+                    streams[name].append(await send())
+    peaks = {name: sampler.peak_mb for name, sampler in samplers.items()}
+    return [
+        Run(name, 1, streams[name], sum(s.end for s in streams[name]), peaks.get(name, {}), cpu[name])
+        for name, _, _ in senders
+    ]
+
+
+def single_round(field: Field, workload: Workload, turn: int) -> list[Run]:
+    """`single_requests` requests per contestant, one at a time, each contestant in turn."""
+    return asyncio.run(_single_round(field, workload, turn))
+
+
+def many_round(field: Field, workload: Workload, turn: int) -> list[Run]:
+    """Each HTTP contestant in turn under `clients` concurrent clients sending `per_client` requests each."""
+    runs: dict[str, Run] = {}
+    for served in _turn(field.many, turn):
+        with RssSampler(served.pids) as rss:
+            streams, wall = run_load(served.url, served.body, workload.clients, workload.per_client)
+        runs[served.name] = Run(served.name, workload.clients, streams, wall, rss.peak_mb, rss.cpu_s)
+    return [runs[served.name] for served in field.many]

@@ -40,14 +40,20 @@ def scenarios(workload: Workload, model: str) -> list[tuple[str, str, bytes]]:
     ]
 
 
-def blast(url: str, body: bytes, workload: Workload, scratch: Path) -> dict[str, Any]:
+def blast(url: str, body: bytes, workload: Workload, scratch: Path, server_pid: int) -> dict[str, Any]:
     body_file = scratch / "body.json"
     body_file.write_bytes(body)
-    args = [sys.executable, "-m", "bench.loadgen", url, str(body_file)]
+    args = [sys.executable, "-m", "bench.loadgen", url, str(body_file), "--server-pid", str(server_pid)]
     args += ["--connections", str(workload.admission_connections), "--seconds", str(workload.admission_seconds)]
     args += ["--warmup", str(min(1.0, workload.admission_seconds / 2))]
     done = subprocess.run(["taskset", "-c", LOAD_CPU, *args], capture_output=True, check=True, timeout=120)
     return dict(orjson.loads(done.stdout))
+
+
+def _per_core(result: dict[str, Any]) -> dict[str, float | None]:
+    """Near 1.0 API cores, the API's core was the limit; well below, it was starved or the load generator was."""
+    cores = result.pop("server_cores", None)
+    return {"api_cores": cores, "rps_per_core": result["rps"] / cores if cores else None}
 
 
 def run_frontdoor(workload: Workload, model: str, scratch: Path) -> list[dict[str, Any]]:
@@ -61,10 +67,7 @@ def run_frontdoor(workload: Workload, model: str, scratch: Path) -> list[dict[st
     ):  # fmt: skip
         pretend_live(stack.redis, model)
         for name, path, body in scenarios(workload, model):
-            started = time.perf_counter()
             with RssSampler({"api": [stack.api.pid]}) as rss:
-                result = blast(stack.base_url + path, body, workload, scratch)
-            # Near 1.0 the API's core was the limit; well below, it was starved or the load generator was.
-            api_cores = rss.cpu_s["api"] / (time.perf_counter() - started)
-            rows.append({"scenario": name, **result, "api_rss_mb": rss.peak_mb["api"], "api_cores": api_cores})
+                result = blast(stack.base_url + path, body, workload, scratch, stack.api.pid)
+            rows.append({"scenario": name, **result, "api_rss_mb": rss.peak_mb["api"]} | _per_core(result))
     return rows

@@ -14,6 +14,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import orjson
+import psutil
 
 MAX_REQUESTS = 1_000_000
 
@@ -64,12 +65,27 @@ async def _connection(host: str, port: int, request: bytes, tally: Tally) -> Non
             await writer.wait_closed()
 
 
-async def blast(url: str, body: bytes, connections: int, seconds: float, warmup: float) -> dict[str, object]:
+async def _server_cores(pid: int | None, tally: Tally) -> float | None:
+    """Cores the server process used over the measured window (1.0: one core fully busy)."""
+    if pid is None:
+        return None
+    server = psutil.Process(pid)
+    await asyncio.sleep(max(0.0, tally.measure_from - time.perf_counter()))
+    before, started = sum(server.cpu_times()[:2]), time.perf_counter()
+    await asyncio.sleep(max(0.0, tally.until - time.perf_counter()))
+    return (sum(server.cpu_times()[:2]) - before) / (time.perf_counter() - started)
+
+
+async def blast(
+    url: str, body: bytes, connections: int, seconds: float, warmup: float, server_pid: int | None = None
+) -> dict[str, object]:
     parts = urlsplit(url)
     now = time.perf_counter()
     tally = Tally(now + warmup, now + warmup + seconds)
     request, host, port = request_bytes(url, body), parts.hostname or "", parts.port or 80
+    cores = asyncio.create_task(_server_cores(server_pid, tally))
     await asyncio.gather(*(_connection(host, port, request, tally) for _ in range(connections)))
+    server_cores = await cores
     ordered = sorted(tally.latencies)
     count = len(ordered)
     return {
@@ -79,6 +95,7 @@ async def blast(url: str, body: bytes, connections: int, seconds: float, warmup:
         "status": {str(code): n for code, n in sorted(tally.statuses.items())},
         "latency_p50_ms": ordered[count // 2] * 1000 if count else None,
         "latency_p99_ms": ordered[min(count - 1, int(count * 0.99))] * 1000 if count else None,
+        "server_cores": server_cores,
     }
 
 
@@ -89,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--server-pid", type=int, help="also report the CPU this process used while measured")
     args = parser.parse_args(argv)
     with open(args.body_file, "rb") as f:
         body = f.read()
-    work = blast(args.url, body, args.connections, args.seconds, args.warmup)
+    work = blast(args.url, body, args.connections, args.seconds, args.warmup, args.server_pid)
     try:
         import uvloop
 

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -61,25 +61,49 @@ def machine_busy_s() -> float:
     return float(times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0))
 
 
-class RssSampler:
-    """Samples the resident memory of named processes on a thread (peak per name); also their CPU time used.
+class CpuClock:
+    """CPU seconds used by named groups of processes, and `machine`: the busy time of the whole box.
 
-    `cpu_s["machine"]` is the busy CPU time of the whole machine over the same span: what is not ours
-    belongs to other tenants of a shared box, and shows when a contestant was starved of its cores.
+    What the machine spent beyond our groups belongs to other tenants of a shared box: it shows when
+    a contestant was starved of its cores.
     """
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self._procs = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
+
+    def read(self) -> dict[str, float]:
+        used = dict.fromkeys(self._procs, 0.0)
+        for name, group in self._procs.items():
+            for proc in group:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    used[name] += times.user + times.system
+        return used | {"machine": machine_busy_s()}
+
+    @contextlib.contextmanager
+    def adding_to(self, total: dict[str, float]) -> Iterator[None]:
+        """Add the CPU time spent inside the block to `total`."""
+        before = self.read()
+        yield
+        for name, used in self.read().items():
+            total[name] = total.get(name, 0.0) + used - before[name]
+
+
+class RssSampler:
+    """Samples the resident memory of named processes on a thread (peak per name); also their CPU time used."""
 
     def __init__(self, pids: dict[str, list[int]], interval: float = 0.05) -> None:
         self._procs = {name: [psutil.Process(pid) for pid in group] for name, group in pids.items()}
+        self._clock = CpuClock(pids)
         self._interval = interval
         self.peak_mb: dict[str, float] = dict.fromkeys(pids, 0.0)
-        self.cpu_s: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self.cpu_s: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
 
     def __enter__(self) -> "RssSampler":
         self._sample()
-        self._cpu_at_start = self._cpu()
-        self._machine_at_start = machine_busy_s()
+        self._cpu_at_start = self._clock.read()
         self._thread.start()
         return self
 
@@ -87,17 +111,7 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.cpu_s = {name: used - self._cpu_at_start[name] for name, used in self._cpu().items()}
-        self.cpu_s["machine"] = machine_busy_s() - self._machine_at_start
-
-    def _cpu(self) -> dict[str, float]:
-        used = dict.fromkeys(self._procs, 0.0)
-        for name, group in self._procs.items():
-            for proc in group:
-                with contextlib.suppress(psutil.Error):
-                    times = proc.cpu_times()
-                    used[name] += times.user + times.system
-        return used
+        self.cpu_s = {name: used - self._cpu_at_start[name] for name, used in self._clock.read().items()}
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

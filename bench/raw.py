@@ -11,7 +11,7 @@ from bench.config import Workload
 from bench.stats import Stream
 
 
-def _one(llama: Any, workload: Workload, cold: bool) -> Stream:
+def one(llama: Any, workload: Workload, cold: bool) -> Stream:
     """One streamed completion; `cold` drops the cached prompt so the whole prompt is evaluated."""
     if cold:
         llama.reset()
@@ -46,16 +46,9 @@ def loaded(model_path: Path, workload: Workload) -> Iterator[Any]:
     )
     try:
         for _ in range(workload.warmup):
-            _one(llama, workload, cold=False)
+            one(llama, workload, cold=False)
         yield llama
     finally:
         llama.close()
         del llama
         gc.collect()
-
-
-def timed(llama: Any, workload: Workload, cold: bool) -> tuple[list[Stream], float]:
-    """`single_requests` streams back to back, and their wall time."""
-    started = time.perf_counter()
-    streams = [_one(llama, workload, cold) for _ in range(workload.single_requests)]
-    return streams, time.perf_counter() - started

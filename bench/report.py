@@ -1,6 +1,7 @@
 """Results as tables: per-scenario numbers with ratios against each baseline, admission, and the targets."""
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,16 +14,16 @@ COLUMNS = [
     ("ttft_p50_ms", "TTFT p50 ms"), ("ttft_p95_ms", "TTFT p95 ms"), ("decode_tok_s", "decode tok/s"),
     ("e2e_p50_s", "e2e p50 s"), ("e2e_p95_s", "e2e p95 s"), ("agg_tok_s", "agg tok/s"),
     ("api_rss_mb", "API RSS MB"), ("worker_rss_mb", "worker RSS MB"), ("relay_cpu_ms_tok", "API+redis CPU ms/tok"),
-    ("engine_cores", "model cores"), ("others_cores", "other tenants cores"),
+    ("engine_cores", "model cores"), ("others_cores", "other tenants cores"), ("agg_per_core", "tok/s per model core"),
     ("vs", "vs"), ("ttft_delta_ms", "+TTFT p50 ms"), ("decode_ratio", "decode x"), ("agg_ratio", "agg x"),
 ]  # fmt: skip
 FRONTDOOR_COLUMNS = [
     ("scenario", "scenario"), ("rps", "req/s"), ("requests", "requests"), ("status", "statuses"),
     ("latency_p50_ms", "p50 ms"), ("latency_p99_ms", "p99 ms"), ("api_rss_mb", "API RSS MB"),
-    ("api_cores", "API cores"),
+    ("api_cores", "API cores"), ("rps_per_core", "req/s per API core"),
 ]  # fmt: skip
 TARGET_COLUMNS = [("target", "target"), ("measured", "measured"), ("goal", "goal"), ("met", "met")]
-SUMMED = {"requests", "failed"}
+SUMMED = {"requests", "failed", "status"}
 
 
 def baseline_of(row: Row) -> tuple[str, int] | None:
@@ -66,13 +67,15 @@ def with_ratios(rows: list[Row]) -> list[Row]:
 
 
 def merge(repetitions: Sequence[list[Row]]) -> list[Row]:
-    """One row per scenario: medians of numbers across repetitions (request and failure counts summed)."""
+    """One row per scenario: medians of numbers across repetitions; counts (requests, statuses) summed."""
     merged: list[Row] = []
     for rows in zip(*repetitions, strict=True):
         row: Row = {}
         for field, value in rows[0].items():
             values = [r[field] for r in rows if isinstance(r.get(field), int | float)]
-            if values and field != "clients" and (value is None or isinstance(value, int | float)):
+            if isinstance(value, dict) and field in SUMMED:
+                row[field] = dict(sum((Counter(r[field]) for r in rows), Counter()))
+            elif values and field != "clients" and (value is None or isinstance(value, int | float)):
                 row[field] = sum(values) if field in SUMMED else statistics.median(values)
             else:
                 row[field] = value

@@ -80,6 +80,8 @@ class Run:
             # Cores the model processes used, and cores taken by processes not in the benchmark.
             "engine_cores": self._cores(sum(engines)) if engines else None,
             "others_cores": self._cores(max(0.0, self.cpu_s["machine"] - ours)) if "machine" in self.cpu_s else None,
+            # Throughput per core the model processes got: comparable when other tenants take cores away.
+            "agg_per_core": tokens / sum(engines) if engines and sum(engines) > 0 else None,
             "cpu_s": self.cpu_s,
         }
 

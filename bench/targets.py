@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from bench.contests import LLAMAQ_1, LLAMAQ_2, PEER
+from bench.contests import LLAMAQ_1, LLAMAQ_2, PEER, peer_name
 from bench.report import Row, find
 
 API_RSS_LIMIT_MB = 120.0
@@ -29,7 +29,7 @@ def _at_most(target: str, measured: float | None, limit: float, goal: str) -> Ro
 def targets(rows: list[Row], frontdoor: list[Row], model_mb: float, clients: int, threads: int) -> list[Row]:
     single = find(rows, LLAMAQ_1, 1)
     two = find(rows, LLAMAQ_2, clients)
-    peer = find(rows, f"{PEER} {threads * 2} thread(s)", clients)
+    peer = find(rows, peer_name(2 * threads), clients)
     agg_two = _get(two, "agg_tok_s")
     vs_peer = agg_two / peer["agg_tok_s"] if agg_two and peer and peer.get("agg_tok_s") else None
     admitted = next((r for r in frontdoor if "202" in r["scenario"]), None)
