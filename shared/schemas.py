@@ -4,6 +4,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+MAX_STOP_CHARS = 256
+
 # OpenAI fields this server knows but does not implement: refused with a message saying so.
 UNSUPPORTED_FIELDS = frozenset(
     {
@@ -119,6 +121,9 @@ class SamplingFields(Strict):
             raise ValueError("at most 4 stop sequences")
         if value == "" or (isinstance(value, list) and "" in value):
             raise ValueError("stop sequences must not be empty")
+        # The worker matches stops against held-back text on every token: long ones would stall it.
+        if any(len(stop) > MAX_STOP_CHARS for stop in ([value] if isinstance(value, str) else value or [])):
+            raise ValueError(f"each stop sequence may be at most {MAX_STOP_CHARS} characters")
         return value
 
     def stop_list(self) -> list[str]:

@@ -159,6 +159,8 @@ def test_roles_other_than_system_developer_user_assistant_are_refused(role: str)
         ("stop", ["a", "b", "c", "d", "e"]),
         ("stop", ""),
         ("stop", ["a", ""]),
+        ("stop", "x" * 257),
+        ("stop", ["a", "x" * 257]),
         ("stop", 5),
         ("user", 7),
         ("model", ""),
