@@ -16,6 +16,7 @@ from api.drain import Drain, DrainStreams
 from api.limits import BodyLimit
 from api.metrics import HttpMetrics
 from api.metrics import router as metrics_router
+from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
 from api.requestlog import RequestLog
@@ -65,6 +66,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
                 await client.aclose()
 
     app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan)
+    app.openapi = documented_openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, files_limit=settings.max_file_bytes + 65_536)
     # Built here, not in the lifespan: the server's signal handling reaches the drain through app.state.

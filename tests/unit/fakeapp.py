@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api.app import create_app
+from api.stopping import stop_task
 from shared import events, names, objects
 from shared.emission import emission
 from shared.jobs import Status, response_id
@@ -92,6 +93,4 @@ async def drain(fake: FakeApp, model: str = MODEL) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
