@@ -70,9 +70,14 @@ class Generation:
     async def _wait(self, follower: Follower, deadline: float, skip_started: bool) -> Event:
         """Next event that matters; raises the job's error, or Timeout (with the job id) at the deadline."""
         loop = asyncio.get_running_loop()
+        next_check = loop.time() + DISCONNECT_POLL
         while True:
-            step = min(deadline, loop.time() + DISCONNECT_POLL)
-            got = await follower.next(step)
+            got = await follower.next(min(deadline, next_check))
+            if loop.time() >= next_check:
+                # Checked on a clock, not only when nothing arrives: a running job's tokens never stop coming.
+                if await self.request.is_disconnected():
+                    raise ClientGone("The client disconnected.")
+                next_check = loop.time() + DISCONNECT_POLL
             if got is None:
                 if loop.time() >= deadline:
                     raise Timeout(
@@ -80,8 +85,6 @@ class Generation:
                         f"{follower.job_id}: poll GET /v1/jobs/{follower.job_id}.",
                         code="timeout",
                     )
-                if await self.request.is_disconnected():
-                    raise ClientGone("The client disconnected.")
                 continue
             kind = got[1]["k"]
             if kind == events.ERROR:

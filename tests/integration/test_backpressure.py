@@ -1,0 +1,158 @@
+"""Backpressure and cancellation against real processes: a full queue says so, a client that leaves cancels."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from redis import Redis
+
+from shared import names
+from shared.settings import DEFAULT_MODEL_NAME
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.integration
+
+MODEL = DEFAULT_MODEL_NAME
+# At temperature 0 the tiny model counts on for hundreds of tokens: a running job to cancel.
+COUNTING = [{"role": "user", "content": "List the numbers from 1 to 500 separated by commas: 1, 2, 3,"}]
+TERMINAL = {"completed", "failed", "cancelled", "expired"}
+
+
+def job_of(response_id: str) -> str:
+    return "job_" + response_id.split("-", 1)[1]
+
+
+def wait_for(check, what: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def record(redis: Redis, job_id: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in redis.hgetall(names.job_key(job_id)).items()}
+
+
+def test_concurrent_requests_never_overfill_the_queue(fresh_redis_url: str, logs_dir: Path) -> None:
+    limit, total = 5, 40
+    with running_stack(fresh_redis_url, logs_dir, workers=0, max_queue_depth=str(limit), sync_timeout="3") as stack:
+        redis = Redis.from_url(fresh_redis_url)
+        # A registered worker that takes nothing: the queue only fills.
+        redis.hset(names.models_key(), MODEL, int(time.time()))
+        redis.zadd(names.model_workers_key(MODEL), {"paused": time.time() + 600})
+        client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=30)
+        barrier = threading.Barrier(total)
+
+        def submit(_: int) -> str:
+            barrier.wait()
+            try:
+                client.chat.completions.create(model=MODEL, messages=COUNTING, max_tokens=8)
+            except openai.RateLimitError as exc:
+                assert exc.body["code"] == "queue_full"  # type: ignore[index]
+                assert int(exc.response.headers["retry-after"]) >= 1
+                return "full"
+            except openai.APIStatusError as exc:
+                assert exc.status_code == 504 and "job_" in exc.message
+                return "admitted"
+            return "answered"
+
+        with ThreadPoolExecutor(total) as pool:
+            outcomes = list(pool.map(submit, range(total)))
+        assert outcomes.count("admitted") == limit and outcomes.count("full") == total - limit
+        assert redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == limit
+
+        redis.zadd(names.model_workers_key(MODEL), {"paused": time.time() - 1})
+        with pytest.raises(openai.InternalServerError) as refused:
+            client.chat.completions.create(model=MODEL, messages=COUNTING, max_tokens=8)
+        assert refused.value.status_code == 503 and refused.value.body["code"] == "no_workers"  # type: ignore[index]
+        redis.close()
+
+
+def test_a_stream_that_disconnects_stops_its_job_and_frees_the_worker(
+    stack: Stack, client: openai.OpenAI, record_property
+) -> None:  # type: ignore[no-untyped-def]
+    redis = Redis.from_url(stack.redis_url)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=COUNTING, max_tokens=400, temperature=0, seed=1, stream=True
+    )
+    received, job_id = 0, ""
+    for chunk in stream:
+        job_id = job_of(chunk.id)
+        if chunk.choices and chunk.choices[0].delta.content:
+            received += 1
+        if received >= 5:
+            break
+    stream.close()
+    state = wait_for(lambda: (r := record(redis, job_id)).get("status") in TERMINAL and r, "job ended")
+    assert state["status"] == "cancelled"
+    generated = int(state["tokens"])
+    assert received <= generated < 400
+    # How far generation ran on after the client left (reported, not a pass/fail line).
+    record_property("tokens_after_disconnect", generated - received)
+    print(f"tokens generated after the disconnect: {generated - received}")
+    # The worker is free again: the next request is answered.
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    redis.close()
+
+
+def test_a_waiting_client_that_leaves_cancels_its_queued_job(stack: Stack, client: openai.OpenAI) -> None:
+    redis = Redis.from_url(stack.redis_url)
+    # Keep the only worker busy with a long stream.
+    long = client.chat.completions.create(model=MODEL, messages=COUNTING, max_tokens=1000, temperature=0, stream=True)
+    first = next(iter(long))
+    busy_job = job_of(first.id)
+    before = set(redis.scan_iter(match=names.job_key("job_*")))
+    # A synchronous call that waits behind it, and whose client gives up after a second.
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(
+            f"{stack.base_url}/v1/chat/completions",
+            json={"model": MODEL, "messages": COUNTING, "max_tokens": 50, "temperature": 0},
+            timeout=httpx.Timeout(1.0, connect=5.0),
+        )
+    queued = wait_for(
+        lambda: [k for k in set(redis.scan_iter(match=names.job_key("job_*"))) - before if k.count(b":") == 2],
+        "queued job recorded",
+    )
+    waiting_job = queued[0].decode().rsplit(":", 1)[1]
+    state = wait_for(lambda: (r := record(redis, waiting_job)).get("status") in TERMINAL and r, "queued job ended")
+    assert state["status"] == "cancelled"
+    assert state["attempt"] == "0" and "started_at" not in state
+    assert redis.lpos(names.rq_queue_key(MODEL, names.INTERACTIVE), waiting_job) is None
+    long.close()
+    wait_for(lambda: record(redis, busy_job).get("status") in TERMINAL, "busy job ended")
+    # The worker is idle again and never picked the cancelled job up.
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert record(redis, waiting_job)["attempt"] == "0"
+    redis.close()
+
+
+def test_a_waiting_client_that_leaves_stops_its_running_job(stack: Stack) -> None:
+    redis = Redis.from_url(stack.redis_url)
+    before = set(redis.scan_iter(match=names.job_key("job_*")))
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(
+            f"{stack.base_url}/v1/chat/completions",
+            json={"model": MODEL, "messages": COUNTING, "max_tokens": 400, "temperature": 0},
+            timeout=httpx.Timeout(1.5, connect=5.0),
+        )
+    started = wait_for(
+        lambda: [k for k in set(redis.scan_iter(match=names.job_key("job_*"))) - before if k.count(b":") == 2],
+        "job recorded",
+    )
+    job_id = started[0].decode().rsplit(":", 1)[1]
+    state = wait_for(lambda: (r := record(redis, job_id)).get("status") in TERMINAL and r, "job ended")
+    assert state["status"] == "cancelled" and state["attempt"] == "1", (
+        state["tokens"],
+        state.get("terminal", "")[:300],
+    )
+    assert 0 < int(state["tokens"]) < 400
+    redis.close()
