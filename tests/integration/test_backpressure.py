@@ -156,3 +156,18 @@ def test_a_waiting_client_that_leaves_stops_its_running_job(stack: Stack) -> Non
     )
     assert 0 < int(state["tokens"]) < 400
     redis.close()
+
+
+@pytest.mark.slow
+def test_a_small_overload_run_ends_every_request_cleanly() -> None:
+    """`bench/overload.py` at 120 requests: only 200/202/429/503, no hang, every accepted job terminal."""
+    from bench.overload import run
+
+    report = run(requests=120)
+    statuses = {status for counts in report.by_kind.values() for status in counts}
+    assert statuses <= {"200", "202", "429", "503"}
+    assert sum(sum(counts.values()) for counts in report.by_kind.values()) == 120
+    assert report.server_errors == report.hangs == report.unfinished_streams == 0
+    assert report.background_accepted > 0
+    assert sum(report.background_terminal.values()) == report.background_accepted
+    assert report.live_samples > 0
