@@ -122,7 +122,7 @@ class Admission:
         return {key: value.value if isinstance(value, Enum) else value for key, value in job.to_dict().items()}
 
     async def retry_after(self, model: str, depth: int) -> int:
-        """Seconds until the queue has likely drained by one slot: depth x mean job time / workers."""
+        """Seconds the jobs already waiting will likely take to drain: depth x recent mean job time / live workers."""
         recent = await self._redis.lrange(names.job_durations_key(model), 0, 49)
         mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
         workers = max(1, await self.live_workers(model))
