@@ -37,39 +37,33 @@ class Admission:
     async def live_workers(self, model: str) -> int:
         return int(await self._redis.zcount(names.model_workers_key(model), time.time(), "+inf"))
 
+    async def _model_state(self, model: str) -> tuple[int, bool, list[Any]]:
+        """Live workers, whether the model was ever served, and its size info: one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(names.model_workers_key(model), time.time(), "+inf")
+            pipe.hexists(names.models_key(), model)
+            pipe.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
+            workers, known, info = await pipe.execute()
+        return int(workers), bool(known), info
+
     async def check_model(self, model: str) -> None:
-        if await self.live_workers(model) == 0:
-            if not await self._redis.hexists(names.models_key(), model):
-                raise ModelNotFound(f"The model `{model}` does not exist or no worker serves it.", param="model")
-            raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
+        workers, known, _ = await self._model_state(model)
+        _refuse_unserved(model, workers, known)
 
     async def check_size(self, payload: JobPayload) -> None:
         """Refuse, before queueing, a prompt that cannot fit: at best one token per longest-token bytes.
 
         The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
         """
-        info = await self._redis.hmget(names.model_info_key(payload.model), ["n_ctx", "max_token_bytes"])
-        if info[0] is None or info[1] is None:
-            return
-        n_ctx, longest = int(info[0]), max(1, int(info[1]))
-        texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
-        at_least = -(-sum(len(text.encode()) for text in texts) // longest)
-        wanted = at_least + (payload.params.max_tokens or 0)
-        if at_least >= n_ctx or wanted > n_ctx:
-            param = "messages" if payload.kind == "chat" else "prompt"
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {n_ctx} tokens. However, you requested at least "
-                f"{wanted} tokens ({at_least} or more in the {param}, {payload.params.max_tokens or 0} in the "
-                f"completion). Please reduce the length of the {param} or completion.",
-                param=param,
-            )
+        _check_fits(payload, await self._redis.hmget(names.model_info_key(payload.model), ["n_ctx", "max_token_bytes"]))
 
     async def enqueue(
         self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
     ) -> Admitted:
         """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
-        await self.check_model(payload.model)
-        await self.check_size(payload)
+        workers, known, info = await self._model_state(payload.model)
+        _refuse_unserved(payload.model, workers, known)
+        _check_fits(payload, info)
         limit = (
             self._settings.max_queue_depth
             if payload.lane == names.INTERACTIVE
@@ -123,7 +117,33 @@ class Admission:
 
     async def retry_after(self, model: str, depth: int) -> int:
         """Seconds the jobs already waiting will likely take to drain: depth x recent mean job time / live workers."""
-        recent = await self._redis.lrange(names.job_durations_key(model), 0, 49)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(names.job_durations_key(model), 0, 49)
+            pipe.zcount(names.model_workers_key(model), time.time(), "+inf")
+            recent, workers = await pipe.execute()
         mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
-        workers = max(1, await self.live_workers(model))
-        return max(1, min(600, math.ceil(depth * mean / workers)))
+        return max(1, min(600, math.ceil(depth * mean / max(1, int(workers)))))
+
+
+def _refuse_unserved(model: str, workers: int, known: bool) -> None:
+    if workers == 0:
+        if not known:
+            raise ModelNotFound(f"The model `{model}` does not exist or no worker serves it.", param="model")
+        raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
+
+
+def _check_fits(payload: JobPayload, info: list[Any]) -> None:
+    if info[0] is None or info[1] is None:
+        return
+    n_ctx, longest = int(info[0]), max(1, int(info[1]))
+    texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
+    at_least = -(-sum(len(text.encode()) for text in texts) // longest)
+    wanted = at_least + (payload.params.max_tokens or 0)
+    if at_least >= n_ctx or wanted > n_ctx:
+        param = "messages" if payload.kind == "chat" else "prompt"
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {n_ctx} tokens. However, you requested at least "
+            f"{wanted} tokens ({at_least} or more in the {param}, {payload.params.max_tokens or 0} in the "
+            f"completion). Please reduce the length of the {param} or completion.",
+            param=param,
+        )

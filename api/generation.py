@@ -16,7 +16,7 @@ from api.cancel import cancel_job
 from api.relay import Event, Follower, Relay
 from api.streaming import ChunkWriter
 from shared import events
-from shared.errors import ClientGone, JobFailed, Timeout
+from shared.errors import ClientGone, JobFailed, Timeout, Unavailable
 from shared.jobs import JobPayload
 from shared.settings import Settings
 
@@ -40,14 +40,16 @@ class Generation:
         await stack.__aenter__()
         enqueued = False
         try:
-            follower = await stack.enter_async_context(self.relay.follow(payload.id))
+            if not self.relay.connected:
+                raise Unavailable("The queue (Redis) is unavailable; retry shortly.")
             admitted = await self.admission.enqueue(payload, owner, idempotency=idempotency)
             enqueued = True
             if admitted.replayed:
                 # A retried submit: follow the job the first attempt created, from its first event.
                 payload = payload.model_copy(update={"id": admitted.job_id})
-                await stack.aclose()
-                follower = await stack.enter_async_context(self.relay.follow(payload.id))
+            # Subscribed only once admitted, so a refused request never touches the shared pub/sub connection
+            # (under overload most are refused). Nothing is missed: a follower replays the job's stream first.
+            follower = await stack.enter_async_context(self.relay.follow(payload.id))
             loop = asyncio.get_running_loop()
             first = await self._wait(follower, loop.time() + self.settings.sync_timeout, skip_started=not stream)
             if not stream:
