@@ -4,11 +4,12 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from redis.exceptions import RedisError
 
-from api.deps import RedisDep
+from api.deps import RedisDep, RelayDep
 from shared import names
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -20,14 +21,22 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(redis: RedisDep) -> Any:
+async def ready(redis: RedisDep, relay: RelayDep) -> Any:
     try:
         async with asyncio.timeout(1.0):
             await redis.ping()
             models = await _models(redis)
     except (RedisError, OSError, TimeoutError):
-        return ORJSONResponse({"status": "unavailable", "redis": "unreachable", "models": {}}, status_code=503)
+        return _unavailable("unreachable")
+    if not relay.connected:
+        # Redis answers again but the token relay has not resubscribed yet: generation would still get 503.
+        return _unavailable("relay reconnecting")
     return {"status": "ready", "redis": "ok", "models": models}
+
+
+def _unavailable(redis_state: str) -> Response:
+    body = orjson.dumps({"status": "unavailable", "redis": redis_state, "models": {}})
+    return Response(body, status_code=503, media_type="application/json")
 
 
 async def _models(redis: RedisDep) -> dict[str, Any]:
