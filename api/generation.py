@@ -10,6 +10,7 @@ import anyio
 import orjson
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from redis.exceptions import RedisError
 
 from api.admission import Admission
 from api.cancel import cancel_job
@@ -103,7 +104,14 @@ class Generation:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.settings.job_timeout + self.settings.heartbeat_ttl * 3
             while True:
-                got = await follower.next(deadline)
+                try:
+                    got = await follower.next(deadline)
+                except (RedisError, OSError):
+                    # Tokens already went out, so the status line cannot change: end with an error event.
+                    yield writer.error(
+                        Unavailable("The queue (Redis) became unavailable mid-response.").to_dict()["error"]
+                    )
+                    return
                 if got is None:
                     error = Timeout("The response did not finish within the job's time limit.", code="timeout")
                     yield writer.error(error.to_dict()["error"])
@@ -122,7 +130,8 @@ class Generation:
         finally:
             with anyio.CancelScope(shield=True):
                 if not finished:
-                    await cancel_job(self.relay.redis, self.settings, follower.job_id, None, None)
+                    with contextlib.suppress(RedisError, OSError):
+                        await cancel_job(self.relay.redis, self.settings, follower.job_id, None, None)
                 await stack.aclose()
 
 

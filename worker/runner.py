@@ -1,15 +1,19 @@
 """RQ, adapted: no fork, two lanes dequeued without loss, and the model handed to each job."""
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.utils import as_text
 
 from worker.context import WorkerContext
+
+logger = logging.getLogger(__name__)
 
 # Seconds an idle worker blocks on the interactive lane before it looks at the batch lane again.
 LANE_POLL_SECONDS = 1
@@ -87,3 +91,11 @@ class ModelWorker(SimpleWorker):
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         # RQ leaves multi-queue jobs in the intermediate list; LaneQueue always moves, so always remove.
         super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+
+    def teardown(self) -> None:
+        # RQ's loop ends on a lost Redis, then tears down by writing to that same Redis; the error would
+        # escape `work()` and end the process. The caller waits for Redis and starts a new loop instead.
+        try:
+            super().teardown()
+        except (RedisError, OSError):
+            logger.warning("worker loop ended with Redis unreachable; not deregistered (the record expires)")

@@ -29,12 +29,24 @@ def test_redis_down_and_back(tmp_path: Path) -> None:
     try:
         with running_stack(server.url, tmp_path / "logs", workers=1) as stack:
             redis = Redis.from_url(server.url)
+            client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=30)
+            streaming = iter(
+                client.chat.completions.create(
+                    model=MODEL, messages=COUNTING, max_tokens=1000, temperature=0, stream=True
+                )
+            )
+            for _ in range(4):
+                next(streaming)
             jobs = [_submit(stack.base_url, 120) for _ in range(4)]
             waiting = [j.decode() for j in redis.lrange(names.rq_queue_key(MODEL, names.BATCH), 0, -1)]
             assert len(waiting) >= 2
             redis.close()
             server.stop()
 
+            # The stream already under way ends with an error event, not a cut connection or a hang.
+            with pytest.raises(openai.APIError, match="unavailable"):
+                for _ in streaming:
+                    pass
             _while_down(stack.base_url)
             assert stack.api is not None and stack.api.poll() is None
             assert all(worker.poll() is None for worker in stack.workers)
@@ -45,7 +57,6 @@ def test_redis_down_and_back(tmp_path: Path) -> None:
             # Appended to the AOF before the stop: still queued, or already taken again.
             assert all(redis.exists(names.job_key(job_id)) for job_id in waiting)
             # Ready again means serving again: the first request after readiness is answered.
-            client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=60)
             hello = [{"role": "user", "content": "Hi"}]
             reply = client.chat.completions.create(model=MODEL, messages=hello, max_tokens=4)
             assert reply.choices[0].finish_reason in ("stop", "length")
