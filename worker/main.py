@@ -14,6 +14,7 @@ from shared import names
 from shared.logs import configure_logging
 from shared.settings import Settings
 from worker.context import WorkerContext
+from worker.memory import hand_back_freed_memory
 from worker.model import load_engine
 from worker.presence import Presence
 from worker.runner import LaneQueue, ModelWorker
@@ -35,6 +36,7 @@ def main(settings: Settings) -> None:
     if not settings.redis_url:
         raise SystemExit("LLAMAQ_REDIS_URL is not set (llamaq up sets it for you)")
     redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
+    hand_back_freed_memory()
     engine = load_engine(settings)
     context = WorkerContext(settings, redis, engine, Scripts(redis), _worker_name())
     presence = Presence(context)
