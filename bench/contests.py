@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,10 @@ async def _single_round(field: Field, workload: Workload, turn: int) -> list[Run
         streams: dict[str, list[Stream]] = {name: [] for name, _, _ in senders}
         cpu: dict[str, dict[str, float]] = {name: {} for name, _, _ in senders}
         for index in range(workload.single_requests):
-            for name, _, send in _turn(senders, turn + index):
+            # A fresh order each time: the one that runs right after another finds the caches it left.
+            order = list(senders)
+            random.Random(turn * 7919 + index).shuffle(order)
+            for name, _, send in order:
                 with clocks[name].adding_to(cpu[name]):
                     streams[name].append(await send())
     peaks = {name: sampler.peak_mb for name, sampler in samplers.items()}
