@@ -173,10 +173,17 @@ def make_context(
     return WorkerContext(settings or make_settings(), redis, engine or make_engine(), Scripts(redis), "fake-worker")
 
 
-def register_worker(redis: fakeredis.FakeRedis, model: str = MODEL, name: str = "fake-worker") -> None:
-    """What a live worker's heartbeat writes, so admission sees the model as served."""
+def register_worker(
+    redis: fakeredis.FakeRedis, model: str = MODEL, *, workers: int = 1, context: tuple[int, int] | None = None
+) -> None:
+    """What live workers' heartbeats write (`w0`, `w1`, ...), so admission sees the model as served.
+
+    `context` is (n_ctx, max_token_bytes), the model facts the API's early prompt-size check reads.
+    """
     redis.hsetnx(names.models_key(), model, int(time.time()))
-    redis.zadd(names.model_workers_key(model), {name: time.time() + 3600})
+    redis.zadd(names.model_workers_key(model), {f"w{i}": time.time() + 3600 for i in range(workers)})
+    if context is not None:
+        redis.hset(names.model_info_key(model), mapping={"n_ctx": context[0], "max_token_bytes": context[1]})
 
 
 def enqueue(server: fakeredis.FakeServer, payload: JobPayload, settings: Settings | None = None) -> Admitted:

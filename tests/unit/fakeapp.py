@@ -1,12 +1,11 @@
-"""The real ASGI app on fakeredis, for fast admission, bad-input and fuzz tests.
+"""The real ASGI app on fakeredis behind an async client, for fast admission, bad-input and fuzz tests.
 
-A served model is only its registration in Redis; `drain` stands in for a worker by ending each queued
-job with a fixed reply, so valid requests complete instead of waiting out their deadline.
+A served model is only its registration in Redis; `drain` runs the stand-in worker over the lanes, so
+valid requests complete instead of waiting out their deadline.
 """
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,11 +16,10 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.stopping import stop_task
-from shared import events, names, objects
-from shared.emission import emission
-from shared.jobs import Status, response_id
-from shared.scripts import CLAIM, EMIT
+from shared import names
 from shared.settings import Settings
+from tests.fakes import register_worker
+from tests.standin import StandInWorker
 
 MODEL = "tiny"
 
@@ -32,6 +30,11 @@ class FakeApp:
     redis: Redis
     client: httpx.AsyncClient
     settings: Settings
+    worker: StandInWorker
+
+    def serve(self, workers: int = 1, n_ctx: int = 2048) -> None:
+        """Register `workers` live workers for MODEL, as their heartbeats would."""
+        register_worker(self.worker.redis, MODEL, workers=workers, context=(n_ctx, 8))
 
     async def job_count(self) -> int:
         """Jobs created so far: llamaq job records plus anything waiting in a lane."""
@@ -41,52 +44,28 @@ class FakeApp:
         return len(jobs) + sum(queued)
 
 
-async def serve_model(redis: Redis, model: str = MODEL, workers: int = 1, n_ctx: int = 2048) -> None:
-    """Register `workers` live workers for `model`, as their heartbeats would."""
-    await redis.hsetnx(names.models_key(), model, int(time.time()))
-    await redis.zadd(names.model_workers_key(model), {f"w{i}": time.time() + 600 for i in range(workers)})
-    await redis.hset(names.model_info_key(model), mapping={"n_ctx": n_ctx, "max_token_bytes": 8})
-
-
 @contextlib.asynccontextmanager
 async def fake_app(**overrides: object) -> AsyncIterator[FakeApp]:
     settings = Settings(redis_url="redis://fake", **overrides)  # type: ignore[arg-type]
-    redis = fakeredis.aioredis.FakeRedis(server=fakeredis.FakeServer())
+    server = fakeredis.FakeServer()
+    redis = fakeredis.aioredis.FakeRedis(server=server)
+    worker = StandInWorker(fakeredis.FakeRedis(server=server), settings, MODEL)
     app = create_app(settings, redis)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://llamaq.test") as client:
-            yield FakeApp(app, redis, client, settings)
+            yield FakeApp(app, redis, client, settings, worker)
     await redis.aclose()
-
-
-async def _finish(redis: Redis, settings: Settings, job_id: str) -> None:
-    keys = [names.job_key(job_id), names.heartbeat_key(job_id)]
-    attempt = int(await redis.register_script(CLAIM)(keys=keys, args=["fake", time.time(), 10]))
-    if attempt < 0:
-        return
-    record = await redis.hmget(names.job_key(job_id), ["kind", "model", "created_at"])
-    kind, model, created = record[0].decode(), record[1].decode(), int(float(record[2]))
-    build = objects.chat_completion if kind == "chat" else objects.text_completion
-    reply = build(response_id(job_id, kind), model, created, "ok", "stop", objects.usage(1, 1))
-    emit = redis.register_script(EMIT)
-    for event, kind_, terminal in ((events.started("fake", 1, attempt), events.STARTED, ""),
-                                   (events.token("ok"), events.TOKEN, ""),
-                                   (events.done(reply), events.DONE, Status.COMPLETED)):  # fmt: skip
-        keys, args = emission(settings, job_id, event, kind_, attempt=attempt, terminal=terminal)
-        await emit(keys=keys, args=args)
+    worker.redis.close()
 
 
 @contextlib.asynccontextmanager
-async def drain(fake: FakeApp, model: str = MODEL) -> AsyncIterator[None]:
-    """A stand-in worker: ends every job queued for `model` with the reply "ok"."""
+async def drain(fake: FakeApp) -> AsyncIterator[None]:
+    """The stand-in worker at work: ends every job queued for MODEL with the reply "ok"."""
 
     async def loop() -> None:
         while True:
-            for lane in names.LANES:
-                job_id = await fake.redis.lpop(names.rq_queue_key(model, lane))
-                if job_id is not None:
-                    await _finish(fake.redis, fake.settings, job_id.decode())
+            fake.worker.drain_once()
             await asyncio.sleep(0.005)
 
     task = asyncio.create_task(loop())

@@ -5,7 +5,7 @@ import math
 import time
 
 from shared import names
-from tests.unit.fakeapp import MODEL, drain, fake_app, serve_model
+from tests.unit.fakeapp import MODEL, drain, fake_app
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
@@ -25,7 +25,7 @@ def _is_error(body: dict, status_code: str, type_: str) -> None:  # type: ignore
 
 async def test_full_lane_is_429_with_retry_after_from_depth_workers_and_mean_time() -> None:
     async with fake_app(max_queue_depth=3) as fake:
-        await serve_model(fake.redis, workers=2)
+        fake.serve(workers=2)
         await _fill(fake.redis, names.INTERACTIVE, 3)
         await fake.redis.rpush(names.job_durations_key(MODEL), 3.0, 5.0)
         reply = await fake.client.post("/v1/chat/completions", json=CHAT)
@@ -39,18 +39,18 @@ async def test_full_lane_is_429_with_retry_after_from_depth_workers_and_mean_tim
 
 async def test_retry_after_grows_with_depth_and_shrinks_with_workers() -> None:
     async with fake_app(max_queue_depth=10) as fake:
-        await serve_model(fake.redis, workers=1)
+        fake.serve(workers=1)
         await fake.redis.rpush(names.job_durations_key(MODEL), 2.0)
         await _fill(fake.redis, names.INTERACTIVE, 10)
         one_worker = int((await fake.client.post("/v1/chat/completions", json=CHAT)).headers["retry-after"])
-        await serve_model(fake.redis, workers=5)
+        fake.serve(workers=5)
         five_workers = int((await fake.client.post("/v1/chat/completions", json=CHAT)).headers["retry-after"])
         assert (one_worker, five_workers) == (20, 4)
 
 
 async def test_batch_lane_has_its_own_limit() -> None:
     async with fake_app(max_queue_depth=1, max_batch_queue_depth=2) as fake:
-        await serve_model(fake.redis)
+        fake.serve()
         await _fill(fake.redis, names.INTERACTIVE, 1)
         job = {"endpoint": "/v1/chat/completions", "body": CHAT}
         statuses = [(await fake.client.post("/v1/jobs", json=job)).status_code for _ in range(3)]
@@ -60,7 +60,7 @@ async def test_batch_lane_has_its_own_limit() -> None:
 
 async def test_no_live_worker_is_503_and_nothing_is_enqueued() -> None:
     async with fake_app() as fake:
-        await serve_model(fake.redis)
+        fake.serve()
         # The only worker's registration has expired (it died or stopped heartbeating).
         await fake.redis.zadd(names.model_workers_key(MODEL), {"w0": time.time() - 1})
         background = {"endpoint": "/v1/chat/completions", "body": CHAT}
@@ -74,7 +74,7 @@ async def test_no_live_worker_is_503_and_nothing_is_enqueued() -> None:
 
 async def test_unknown_model_is_404() -> None:
     async with fake_app() as fake:
-        await serve_model(fake.redis)
+        fake.serve()
         reply = await fake.client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-17"})
         assert reply.status_code == 404
         _is_error(reply.json(), "model_not_found", "invalid_request_error")
@@ -86,7 +86,7 @@ async def test_concurrent_submits_never_overfill_the_lane() -> None:
     limit, total = 7, 60
     # Nothing drains the queue, so admitted sync calls end at their wait deadline (504, job id given).
     async with fake_app(max_queue_depth=limit, sync_timeout=0.5) as fake:
-        await serve_model(fake.redis)
+        fake.serve()
         replies = await asyncio.gather(*[fake.client.post("/v1/chat/completions", json=CHAT) for _ in range(total)])
         statuses = sorted(reply.status_code for reply in replies)
         assert statuses == [429] * (total - limit) + [504] * limit
@@ -96,7 +96,7 @@ async def test_concurrent_submits_never_overfill_the_lane() -> None:
 
 async def test_admitted_work_completes_once_a_worker_drains_it() -> None:
     async with fake_app(max_queue_depth=2) as fake:
-        await serve_model(fake.redis)
+        fake.serve()
         async with drain(fake):
             reply = await fake.client.post("/v1/chat/completions", json=CHAT)
         assert reply.status_code == 200

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.fakeapp import MODEL, FakeApp, drain, fake_app, serve_model
+from tests.unit.fakeapp import MODEL, FakeApp, drain, fake_app
 
 CHAT_PATH, COMPLETIONS_PATH, JOBS_PATH = "/v1/chat/completions", "/v1/completions", "/v1/jobs"
 USER = {"role": "user", "content": "hi"}
@@ -126,7 +126,7 @@ async def test_bad_input_is_a_4xx_error_and_enqueues_nothing(name: str) -> None:
     case = CASES[name]
     settings = dict(max_tokens_cap=MAX_TOKENS_CAP, max_messages=MAX_MESSAGES, max_body_bytes=MAX_BODY)
     async with fake_app(**settings) as fake:
-        await serve_model(fake.redis, n_ctx=N_CTX)
+        fake.serve(n_ctx=N_CTX)
         reply = await _send(fake, case)
         assert reply.status_code == case.status, reply.text
         body = reply.json()
@@ -153,7 +153,7 @@ async def test_bad_input_is_a_4xx_error_and_enqueues_nothing(name: str) -> None:
 )
 async def test_bad_key_is_401(header: dict[str, str], message: str) -> None:
     async with fake_app(api_keys="secret,other") as fake:
-        await serve_model(fake.redis)
+        fake.serve()
         reply = await fake.client.post(CHAT_PATH, json=CHAT, headers=header)
         assert reply.status_code == 401
         assert reply.json()["error"]["code"] == "invalid_api_key"

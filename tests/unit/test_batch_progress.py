@@ -14,8 +14,9 @@ from api.batches import create_batch, load_batch
 from shared import names
 from shared.schemas import BatchCreate
 from shared.settings import Settings
+from tests.fakes import register_worker
 from tests.spec import assert_conforms
-from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app, line, register_worker
+from tests.unit.jobs_app import CHAT, CONTEXT, MODEL, JobsApp, jobs_app, line
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_results_files_and_batches_read_as_404_once_retention_ends() -> None:
 
 async def test_a_line_that_cannot_be_enqueued_still_ends_in_the_error_file() -> None:
     server = fakeredis.FakeServer()
-    register_worker(fakeredis.FakeRedis(server=server))
+    register_worker(fakeredis.FakeRedis(server=server), MODEL, context=CONTEXT)
     redis = fakeredis.FakeAsyncRedis(server=server)
     settings = Settings(redis_url="redis://unused")
     await redis.hset(names.file_key("file-in"), mapping={"owner": "public", "purpose": "batch", "created_at": 0})

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from tests.spec import assert_conforms
-from tests.unit.fakeapp import MODEL, FakeApp, drain, fake_app, serve_model
+from tests.unit.fakeapp import MODEL, FakeApp, drain, fake_app
 
 JSON_POSTS = ["/v1/chat/completions", "/v1/completions", "/v1/jobs", "/v1/batches"]
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -76,7 +76,7 @@ def served() -> Iterator[tuple[asyncio.Runner, FakeApp]]:
     with asyncio.Runner() as runner:
         app_context = fake_app(max_queue_depth=1000, sync_timeout=5, max_tokens_cap=64)
         fake = runner.run(app_context.__aenter__())
-        runner.run(serve_model(fake.redis))
+        fake.serve()
         worker = drain(fake)
         runner.run(worker.__aenter__())
         try:
