@@ -34,9 +34,6 @@ class Admission:
         # RQ builds its job records with a client it never uses here; all I/O goes through `redis`.
         self._rq_codec = SyncRedis()
 
-    async def live_workers(self, model: str) -> int:
-        return int(await self._redis.zcount(names.model_workers_key(model), time.time(), "+inf"))
-
     async def _model_state(self, model: str) -> tuple[int, bool, list[Any]]:
         """Live workers, whether the model was ever served, and its size info: one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -45,10 +42,6 @@ class Admission:
             pipe.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
             workers, known, info = await pipe.execute()
         return int(workers), bool(known), info
-
-    async def check_model(self, model: str) -> None:
-        workers, known, _ = await self._model_state(model)
-        _refuse_unserved(model, workers, known)
 
     async def check_size(self, payload: JobPayload) -> None:
         """Refuse, before queueing, a prompt that cannot fit: at best one token per longest-token bytes.
