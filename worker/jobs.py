@@ -61,8 +61,7 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
     return {"job": job.id, "outcome": outcome, "seconds": duration}
 
 
-def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock | None = None) -> str:
-    clock = clock or JobClock(None)
+def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock) -> str:
     try:
         prepared = ctx.engine.prepare(job)
     except LlamaqError as exc:
