@@ -3,23 +3,20 @@
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from api.jsonresponse import OrjsonResponse
 from shared.errors import InvalidRequest, LlamaqError, Unavailable
 from shared.schemas import UNSUPPORTED_FIELDS
 
 logger = logging.getLogger(__name__)
 
 
-def error_response(exc: LlamaqError) -> Response:
-    # Serialised here: FastAPI deprecated ORJSONResponse, and warnings are errors in tests.
-    body = orjson.dumps(exc.to_dict())
-    return Response(body, status_code=exc.status, headers=exc.headers(), media_type="application/json")
+def error_response(exc: LlamaqError) -> OrjsonResponse:
+    return OrjsonResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers())
 
 
 def _param(loc: tuple[Any, ...], root: Any, kind: str) -> str | None:
@@ -94,26 +91,26 @@ def from_errors(errors: list[Any], root: Any, prefix: str = "") -> InvalidReques
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(LlamaqError)
-    async def _llamaq(request: Request, exc: LlamaqError) -> Response:
+    async def _llamaq(request: Request, exc: LlamaqError) -> OrjsonResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> OrjsonResponse:
         return error_response(from_validation(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Response:
+    async def _http(request: Request, exc: HTTPException) -> OrjsonResponse:
         error = LlamaqError(str(exc.detail))
         error.status, error.type = exc.status_code, "invalid_request_error"
         error.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return error_response(error)
 
     @app.exception_handler(RedisError)
-    async def _redis(request: Request, exc: RedisError) -> Response:
+    async def _redis(request: Request, exc: RedisError) -> OrjsonResponse:
         logger.warning("redis unavailable: %s", type(exc).__name__)
         return error_response(Unavailable("The queue (Redis) is unavailable; retry shortly."))
 
     @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> Response:
+    async def _internal(request: Request, exc: Exception) -> OrjsonResponse:
         logger.exception("unhandled error")
         return error_response(LlamaqError("The server had an error while processing your request."))

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import orjson
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from api.admission import Admission
 from api.cancel import cancel_job
+from api.jsonresponse import OrjsonResponse
 from api.relay import Event, Follower, Relay
 from api.streaming import ChunkWriter
 from shared import events
@@ -56,7 +56,7 @@ class Generation:
             if not stream:
                 _, event = first
                 await stack.aclose()
-                return Response(orjson.dumps(event["response"]), media_type="application/json")
+                return OrjsonResponse(event["response"])
             body = self._relay_stream(follower, first, ChunkWriter(payload, include_usage), stack.pop_all())
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):

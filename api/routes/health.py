@@ -4,12 +4,11 @@ import asyncio
 import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter
-from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from api.deps import RedisDep, RelayDep
+from api.jsonresponse import OrjsonResponse
 from shared import names
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -34,9 +33,8 @@ async def ready(redis: RedisDep, relay: RelayDep) -> Any:
     return {"status": "ready", "redis": "ok", "models": models}
 
 
-def _unavailable(redis_state: str) -> Response:
-    body = orjson.dumps({"status": "unavailable", "redis": redis_state, "models": {}})
-    return Response(body, status_code=503, media_type="application/json")
+def _unavailable(redis_state: str) -> OrjsonResponse:
+    return OrjsonResponse({"status": "unavailable", "redis": redis_state, "models": {}}, status_code=503)
 
 
 async def _models(redis: RedisDep) -> dict[str, Any]:

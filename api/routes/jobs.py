@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from api.cancel import cancel_job
 from api.deps import AdmissionDep, OwnerDep, RedisDep, RelayDep, SettingsDep
 from api.jobviews import job_object, load
+from api.jsonresponse import OrjsonResponse
 from api.listing import page
 from api.payloads import payload_for, within
 from api.streaming import sse
@@ -33,7 +34,7 @@ async def create_job(
     redis: RedisDep,
     admission: AdmissionDep,
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
-) -> Response:
+) -> OrjsonResponse:
     payload = payload_for(body.endpoint, body.body, settings, names.BATCH, "body")
     extra = {"endpoint": body.endpoint, "metadata": orjson.dumps(body.metadata or {})}
     try:
@@ -47,8 +48,7 @@ async def create_job(
             pipe.zremrangebyscore(index, 0, time.time() - settings.result_ttl)
             pipe.expire(index, settings.result_ttl)
             await pipe.execute()
-    job = orjson.dumps(await job_object(redis, admitted.job_id, owner))
-    return Response(job, status_code=202, media_type="application/json")
+    return OrjsonResponse(await job_object(redis, admitted.job_id, owner), status_code=202)
 
 
 @router.get("")
