@@ -43,12 +43,9 @@ class Admission:
             workers, known, info = await pipe.execute()
         return int(workers), bool(known), info
 
-    async def check_size(self, payload: JobPayload) -> None:
-        """Refuse, before queueing, a prompt that cannot fit: at best one token per longest-token bytes.
-
-        The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
-        """
-        _check_fits(payload, await self._redis.hmget(names.model_info_key(payload.model), ["n_ctx", "max_token_bytes"]))
+    async def size_info(self, model: str) -> list[Any]:
+        """The model's context size and longest token in bytes, as `check_fits` reads them."""
+        return await self._redis.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
 
     async def enqueue(
         self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
@@ -56,7 +53,7 @@ class Admission:
         """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
         workers, known, info = await self._model_state(payload.model)
         _refuse_unserved(payload.model, workers, known)
-        _check_fits(payload, info)
+        check_fits(payload, info)
         limit = (
             self._settings.max_queue_depth
             if payload.lane == names.INTERACTIVE
@@ -125,7 +122,11 @@ def _refuse_unserved(model: str, workers: int, known: bool) -> None:
         raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
 
 
-def _check_fits(payload: JobPayload, info: list[Any]) -> None:
+def check_fits(payload: JobPayload, info: list[Any]) -> None:
+    """Refuse, before queueing, a prompt that cannot fit: at best one token per longest-token bytes.
+
+    The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
+    """
     if info[0] is None or info[1] is None:
         return
     n_ctx, longest = int(info[0]), max(1, int(info[1]))

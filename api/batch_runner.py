@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from api.admission import Admission
+from api.admission import Admission, check_fits
 from api.cancel import cancel_job
 from api.files import CHUNK_LINES
 from api.payloads import payload_for
@@ -76,10 +76,11 @@ class BatchRunner:
         errors: list[dict[str, Any]] = []
         seen: set[str] = set()
         known = {m.decode() for m in await self.redis.hkeys(names.models_key())}
+        sizes: dict[str, list[Any]] = {}
         total = 0
         async for index, line in self._lines(record["input_file_id"]):
             total += 1
-            problem = await self._check(line, record["endpoint"], seen, known)
+            problem = await self._check(line, record["endpoint"], seen, known, sizes)
             if problem and len(errors) < MAX_REPORTED_ERRORS:
                 errors.append({**problem, "line": index + 1})
         if total == 0:
@@ -94,17 +95,21 @@ class BatchRunner:
             return False
         return await self._set_if_validating(batch_id, status="in_progress", in_progress_at=now, total=total)
 
-    async def _check(self, line: bytes, endpoint: str, seen: set[str], known: set[str]) -> dict[str, Any] | None:
-        problem = _check_line(line, endpoint, seen, known, self.settings)
-        if problem is None:
-            # A prompt that cannot fit fails here, not at enqueue time where the line would have no job.
-            try:
-                await self.admission.check_size(
-                    payload_for(endpoint, orjson.loads(line)["body"], self.settings, names.BATCH, "body")
-                )
-            except LlamaqError as exc:
-                return {"code": exc.code or "invalid_request", "message": exc.message, "param": f"body.{exc.param}"}
-        return problem
+    async def _check(
+        self, line: bytes, endpoint: str, seen: set[str], known: set[str], sizes: dict[str, list[Any]]
+    ) -> dict[str, Any] | None:
+        """`_check_line`, then the size check; `sizes` keeps each model's size facts for the whole file."""
+        checked = _check_line(line, endpoint, seen, known, self.settings)
+        if isinstance(checked, dict):
+            return checked
+        if checked.model not in sizes:
+            sizes[checked.model] = await self.admission.size_info(checked.model)
+        # A prompt that cannot fit fails here, not at enqueue time where the line would have no job.
+        try:
+            check_fits(checked, sizes[checked.model])
+        except LlamaqError as exc:
+            return {"code": exc.code or "invalid_request", "message": exc.message, "param": f"body.{exc.param}"}
+        return None
 
     async def _set_if_validating(self, batch_id: str, **fields: Any) -> bool:
         """Leave validation unless the batch was cancelled meanwhile."""
@@ -191,8 +196,8 @@ class BatchRunner:
 
 def _check_line(
     line: bytes, endpoint: str, seen: set[str], known: set[str], settings: Settings
-) -> dict[str, Any] | None:
-    """What is wrong with one input line, as an OpenAI batch error, or None."""
+) -> dict[str, Any] | JobPayload:
+    """What is wrong with one input line, as an OpenAI batch error, or the line's job payload."""
     try:
         request = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -221,4 +226,4 @@ def _check_line(
             "message": f"The model '{payload.model}' does not exist.",
             "param": "body.model",
         }
-    return None
+    return payload
