@@ -14,8 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import Unavailable
 
-SHUTTING_DOWN = Unavailable("The server is shutting down; retry the request.")
-SHUTTING_DOWN.type, SHUTTING_DOWN.code = "server_error", "server_shutting_down"
+SHUTTING_DOWN = Unavailable("The server is shutting down; retry the request.", code="server_shutting_down")
 
 
 class Drain:
