@@ -41,8 +41,7 @@ class Generation:
         await stack.__aenter__()
         enqueued = False
         try:
-            if not self.relay.connected:
-                raise Unavailable("The queue (Redis) is unavailable; retry shortly.")
+            self.relay.ensure_connected()  # before admission: a job nobody can follow is never enqueued
             admitted = await self.admission.enqueue(payload, owner, idempotency=idempotency)
             enqueued = True
             if admitted.replayed:

@@ -78,11 +78,15 @@ class Relay:
             for queue in self._followers.get(channel, ()):
                 queue.put_nowait(message["data"])
 
+    def ensure_connected(self) -> None:
+        """503 while the relay has no Redis connection: nobody could follow a job's events."""
+        if not self.connected:
+            raise Unavailable("The queue (Redis) is unavailable; retry shortly.")
+
     @contextlib.asynccontextmanager
     async def follow(self, job_id: str, after_seq: int = 0) -> AsyncIterator["Follower"]:
         """Subscribe (confirmed by Redis) before yielding, so no event published later is missed."""
-        if not self.connected:
-            raise Unavailable("The queue (Redis) is unavailable; retry shortly.")
+        self.ensure_connected()
         channel = names.live_channel(job_id).encode()
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         first = channel not in self._followers
