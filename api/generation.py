@@ -15,10 +15,12 @@ from api.admission import Admission
 from api.cancel import cancel_job
 from api.jsonresponse import OrjsonResponse
 from api.relay import Event, Follower, Relay
+from api.requestlog import annotate
 from api.streaming import ChunkWriter
 from shared import events
 from shared.errors import ClientGone, JobFailed, Timeout, Unavailable
 from shared.jobs import JobPayload
+from shared.logs import REQUEST_ID
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class Generation:
     async def serve(
         self, payload: JobPayload, owner: str, stream: bool, include_usage: bool, idempotency: str = ""
     ) -> Any:
+        payload.request_id = REQUEST_ID.get()  # so the worker's job log line names this request
+        annotate(self.request, job_id=payload.id, model=payload.model, stream=stream)
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         enqueued = False

@@ -7,8 +7,6 @@ from fastapi import APIRouter, Header, Request
 from api.deps import AdmissionDep, OwnerDep, RelayDep, SettingsDep
 from api.generation import Generation
 from api.payloads import chat_payload, completion_payload
-from api.requestlog import annotate
-from shared.logs import REQUEST_ID
 from shared.schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["generation"])
@@ -25,8 +23,6 @@ async def create_chat_completion(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = chat_payload(body, settings)
-    payload.request_id = REQUEST_ID.get()
-    annotate(request, job_id=payload.id, model=payload.model, stream=bool(body.stream))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await Generation(request, relay, admission, settings).serve(
         payload, owner, bool(body.stream), include_usage, idempotency_key or ""
@@ -44,8 +40,6 @@ async def create_completion(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> Any:
     payload = completion_payload(body, settings)
-    payload.request_id = REQUEST_ID.get()
-    annotate(request, job_id=payload.id, model=payload.model, stream=bool(body.stream))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await Generation(request, relay, admission, settings).serve(
         payload, owner, bool(body.stream), include_usage, idempotency_key or ""
