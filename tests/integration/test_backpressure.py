@@ -40,6 +40,24 @@ def record(redis: Redis, job_id: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in redis.hgetall(names.job_key(job_id)).items()}
 
 
+def _job_records(redis: Redis) -> set[bytes]:
+    """Keys of job hashes, without their `:events`, `:cancel`, ... companions."""
+    return {key for key in redis.scan_iter(match=names.job_key("job_*")) if key.count(b":") == 2}
+
+
+def _abandoned_sync_call(stack: Stack, redis: Redis, max_tokens: int, patience: float) -> str:
+    """A synchronous call whose client gives up after `patience` seconds; the id of the job it created."""
+    before = _job_records(redis)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(
+            f"{stack.base_url}/v1/chat/completions",
+            json={"model": MODEL, "messages": COUNTING, "max_tokens": max_tokens, "temperature": 0},
+            timeout=httpx.Timeout(patience, connect=5.0),
+        )
+    created = wait_for(lambda: _job_records(redis) - before, "job recorded")
+    return next(iter(created)).decode().rsplit(":", 1)[1]
+
+
 def test_concurrent_requests_never_overfill_the_queue(fresh_redis_url: str, logs_dir: Path) -> None:
     limit, total = 5, 40
     with running_stack(fresh_redis_url, logs_dir, workers=0, max_queue_depth=str(limit), sync_timeout="3") as stack:
@@ -109,19 +127,8 @@ def test_a_waiting_client_that_leaves_cancels_its_queued_job(stack: Stack, clien
     long = client.chat.completions.create(model=MODEL, messages=COUNTING, max_tokens=1000, temperature=0, stream=True)
     first = next(iter(long))
     busy_job = job_of(first.id)
-    before = set(redis.scan_iter(match=names.job_key("job_*")))
     # A synchronous call that waits behind it, and whose client gives up after a second.
-    with pytest.raises(httpx.TimeoutException):
-        httpx.post(
-            f"{stack.base_url}/v1/chat/completions",
-            json={"model": MODEL, "messages": COUNTING, "max_tokens": 50, "temperature": 0},
-            timeout=httpx.Timeout(1.0, connect=5.0),
-        )
-    queued = wait_for(
-        lambda: [k for k in set(redis.scan_iter(match=names.job_key("job_*"))) - before if k.count(b":") == 2],
-        "queued job recorded",
-    )
-    waiting_job = queued[0].decode().rsplit(":", 1)[1]
+    waiting_job = _abandoned_sync_call(stack, redis, max_tokens=50, patience=1.0)
     state = wait_for(lambda: (r := record(redis, waiting_job)).get("status") in TERMINAL and r, "queued job ended")
     assert state["status"] == "cancelled"
     assert state["attempt"] == "0" and "started_at" not in state
@@ -137,18 +144,7 @@ def test_a_waiting_client_that_leaves_cancels_its_queued_job(stack: Stack, clien
 
 def test_a_waiting_client_that_leaves_stops_its_running_job(stack: Stack) -> None:
     redis = Redis.from_url(stack.redis_url)
-    before = set(redis.scan_iter(match=names.job_key("job_*")))
-    with pytest.raises(httpx.TimeoutException):
-        httpx.post(
-            f"{stack.base_url}/v1/chat/completions",
-            json={"model": MODEL, "messages": COUNTING, "max_tokens": 400, "temperature": 0},
-            timeout=httpx.Timeout(1.5, connect=5.0),
-        )
-    started = wait_for(
-        lambda: [k for k in set(redis.scan_iter(match=names.job_key("job_*"))) - before if k.count(b":") == 2],
-        "job recorded",
-    )
-    job_id = started[0].decode().rsplit(":", 1)[1]
+    job_id = _abandoned_sync_call(stack, redis, max_tokens=400, patience=1.5)
     state = wait_for(lambda: (r := record(redis, job_id)).get("status") in TERMINAL and r, "job ended")
     assert state["status"] == "cancelled" and state["attempt"] == "1", (
         state["tokens"],
