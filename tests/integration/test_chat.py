@@ -6,6 +6,7 @@ comparisons below have one fixed outcome on a given build, not a likely one.
 
 import base64
 import json
+import time
 import zlib
 from typing import Any
 
@@ -224,7 +225,10 @@ def test_job_record_is_json_with_a_fixed_description(stack: Stack, client: opena
     reply = ask(client, messages=[{"role": "user", "content": marker}], max_tokens=4, seed=1)
     with Redis.from_url(stack.redis_url) as redis:
         record = redis.hgetall(names.rq_job_key(job_id(reply.id)))
-        results = redis.xrange(f"rq:results:{job_id(reply.id)}")
+        # The worker stores RQ's result after it sent the reply's terminal event: give it a moment.
+        deadline = time.monotonic() + 10
+        while not (results := redis.xrange(f"rq:results:{job_id(reply.id)}")) and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert record[b"description"] == JOB_DESCRIPTION.encode()
     assert record[b"origin"] == names.queue_name(MODEL, names.INTERACTIVE).encode()
     function, instance, args, kwargs = json.loads(zlib.decompress(record[b"data"]))

@@ -54,15 +54,22 @@ def test_interactive_requests_overtake_a_running_batch(stack: Stack, client: ope
     batch = client.batches.create(
         input_file_id=_batch_file(client), endpoint="/v1/chat/completions", completion_window="1h"
     )
-    _wait(lambda: client.batches.retrieve(batch.id).request_counts.completed >= 3, "the batch to be running")
     redis = Redis.from_url(stack.redis_url)
+    batch_lane = names.rq_queue_key(DEFAULT_MODEL_NAME, names.BATCH)
     try:
+        # Running, and with work waiting behind the running line, so there is something to overtake.
+        _wait(
+            lambda: client.batches.retrieve(batch.id).request_counts.completed >= 3 and redis.llen(batch_lane) >= 10,
+            "the batch to be running with lines waiting",
+        )
         interactive = []
         for i in range(3):
             reply = client.chat.completions.create(
                 model=DEFAULT_MODEL_NAME, messages=[{"role": "user", "content": f"Quick {i}"}], max_tokens=4
             )
             interactive.append("job_" + reply.id.removeprefix("chatcmpl-"))
+        done = client.batches.retrieve(batch.id).request_counts.completed
+        _wait(lambda: client.batches.retrieve(batch.id).request_counts.completed >= done + 2, "the batch to go on")
         client.batches.cancel(batch.id)
         _wait(lambda: client.batches.retrieve(batch.id).status == "cancelled", "the batch to be cancelled")
 
