@@ -15,9 +15,11 @@ from api.jobviews import job_object, load
 from api.jsonresponse import OrjsonResponse
 from api.listing import page
 from api.payloads import payload_for, within
+from api.requestlog import annotate
 from api.streaming import sse
 from shared import events, names
 from shared.errors import InvalidRequest
+from shared.logs import REQUEST_ID
 from shared.schemas import JobCreate
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,6 +31,7 @@ KEEPALIVE_SECONDS = 15.0
 @router.post("", status_code=202)
 async def create_job(
     body: JobCreate,
+    request: Request,
     owner: OwnerDep,
     settings: SettingsDep,
     redis: RedisDep,
@@ -36,6 +39,8 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> OrjsonResponse:
     payload = payload_for(body.endpoint, body.body, settings, names.BATCH, "body")
+    payload.request_id = REQUEST_ID.get()  # so the worker's job log line names this request
+    annotate(request, job_id=payload.id, model=payload.model)
     extra = {"endpoint": body.endpoint, "metadata": orjson.dumps(body.metadata or {})}
     try:
         admitted = await admission.enqueue(payload, owner, extra, idempotency_key or "")

@@ -68,3 +68,22 @@ def test_errors_carry_the_request_id_too(stack: Stack) -> None:
     reply = httpx.post(f"{stack.base_url}/v1/chat/completions", json={"model": 1}, timeout=5)
     assert reply.status_code == 400
     assert reply.headers["x-request-id"].startswith("req_")
+
+
+def test_background_job_lines_name_the_submitting_request(stack: Stack) -> None:
+    assert stack.logs is not None
+    request_id = f"bg-{secrets.token_hex(4)}"
+    body = {"model": DEFAULT_MODEL_NAME, "messages": [{"role": "user", "content": "Say yes"}], "max_tokens": 2}
+    submitted = httpx.post(
+        f"{stack.base_url}/v1/jobs",
+        json={"endpoint": "/v1/chat/completions", "body": body},
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert submitted.status_code == 202
+    job_id = submitted.json()["id"]
+
+    request_line = wait_for_line(stack.logs / "api.log", rf"request_id={request_id}\b")
+    assert f"job_id={job_id}" in request_line and "status=202" in request_line
+    job_line = wait_for_line(stack.logs / "worker0.log", rf"job finished .*job_id={job_id}\b", timeout=30)
+    assert f"request_id={request_id}" in job_line
