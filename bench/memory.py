@@ -23,7 +23,7 @@ from bench.stack import Llamaq, private_redis, running_llamaq
 from shared.settings import Settings
 
 MODEL = "bench-model"
-SMOKE = Plan(requests=2, max_tokens=8, burst_clients=4, burst_tokens=4, result_ttl=10)
+SMOKE = Plan(requests=2, max_tokens=8, burst_clients=4, burst_tokens=4, result_ttl=15)
 DEFAULT = "LLAMAQ_N_CTX=2048, LLAMAQ_N_THREADS=1 (defaults)"
 # (label, LLAMAQ_* overrides of the worker); the default worker's run also measures the API and Redis.
 SETTINGS: list[tuple[str, dict[str, str]]] = [
@@ -38,15 +38,15 @@ PROCESS_COLUMNS = [
 ]  # fmt: skip
 REDIS_COLUMNS = [
     ("setting", "setting"), ("jobs", "jobs"), ("failed", "failed"), ("tokens_per_job", "tokens/job"),
-    ("kb_per_job", "KB/job"), ("kb_after_jobs", "KB held after jobs"),
-    ("kb_after_expiry", "KB held after expiry"), ("records_left", "records left"),
+    ("kb_per_job", "KB/job (used_memory)"), ("records_kb_per_job", "KB/job (its records)"),
+    ("kb_after_jobs", "KB held after jobs"), ("kb_freed", "KB freed by expiry"), ("records_left", "records left"),
     ("expired_after_s", "all expired after s"),
 ]  # fmt: skip
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="tiny run: 2 short requests per setting, 10 s expiry")
+    parser.add_argument("--smoke", action="store_true", help="tiny run: 2 short requests per setting, 15 s expiry")
     parser.add_argument("--requests", type=int, help="sequential requests per worker setting")
     parser.add_argument("--out", type=Path, help="write all results as JSON here")
     parser.add_argument("--logs", type=Path, help="keep child process logs here")

@@ -1,5 +1,6 @@
 """Memory probes on a running llamaq: a worker over sequential requests, the API over a burst, Redis per job."""
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ MB = 1e6
 DASHBOARD_KEY = "bench-dashboard-key"
 # Records a job leaves: llamaq's hash, replay stream and heartbeat key; RQ's job hash, result stream, executions.
 JOB_PATTERNS = ("llamaq:job:*", "rq:job:*", "rq:results:*", "rq:execution*")
+JOB_HASH = re.compile(r"llamaq:job:[^:]+")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def probe_worker(stack: Llamaq, plan: Plan) -> tuple[Row, Row]:
         after = used_memory(stack.redis)
     worker = {"idle_mb": idle, "peak_mb": sampler.peak_mb["worker"], "after_mb": rss_mb(pid)}
     worker |= {"anon_mb": anon_mb(pid), "requests": len(warm + streams), "failed": _failed(warm + streams)}
-    redis = _per_job(streams, after - before) | {"empty": empty}
+    redis = _per_job(streams, after - before, stack.redis) | {"empty": empty}
     return worker, redis
 
 
@@ -93,13 +95,27 @@ def probe_api(stack: Llamaq, plan: Plan, idle: float) -> tuple[Row, Row]:
         streams = _chat(stack, plan.burst_tokens, plan.burst_clients, 1)
         after = used_memory(stack.redis)
     row = {"idle_mb": idle, "peak_mb": sampler.peak_mb["api"], "after_mb": rss_mb(pid), "anon_mb": anon_mb(pid)}
-    return row | {"requests": len(streams), "failed": _failed(streams)}, _per_job(streams, after - before)
+    return row | {"requests": len(streams), "failed": _failed(streams)}, _per_job(streams, after - before, stack.redis)
 
 
-def _per_job(streams: list[Stream], grew: int) -> Row:
+def _per_job(streams: list[Stream], grew: int, redis: Redis) -> Row:
+    """Per finished job: used_memory's growth, and what its records take by MEMORY USAGE (free of Redis's noise)."""
     jobs, tokens = len(streams), sum(stream.tokens for stream in streams)
+    held, records = records_held(redis)
     row: Row = {"jobs": jobs, "failed": _failed(streams), "tokens_per_job": tokens / jobs if jobs else None}
-    return row | {"kb_per_job": grew / 1000 / jobs if jobs else None}
+    row |= {"kb_per_job": grew / 1000 / jobs if jobs else None}
+    row["records_kb_per_job"] = sum(held.values()) / 1000 / records if records else None
+    return row | {"records_kb_by_key": {pattern: size / 1000 / max(1, records) for pattern, size in held.items()}}
+
+
+def records_held(redis: Redis) -> tuple[dict[str, int], int]:
+    """Bytes job records take (MEMORY USAGE) by key pattern, and how many jobs they belong to."""
+    held, jobs = dict.fromkeys(JOB_PATTERNS, 0), 0
+    for pattern in JOB_PATTERNS:
+        for key in redis.scan_iter(match=pattern, count=1000):
+            held[pattern] += int(redis.memory_usage(key, samples=0) or 0)
+            jobs += bool(JOB_HASH.fullmatch(key.decode()))
+    return held, jobs
 
 
 def job_records(redis: Redis) -> int:
@@ -118,8 +134,7 @@ def watch_expiry(redis: Redis, empty: int, plan: Plan) -> Row:
         if left == 0 or time.monotonic() > deadline:
             break
         time.sleep(1.0)
-    final = timeline[-1]
-    return {"kb_after_jobs": timeline[0]["kb"], "kb_after_expiry": final["kb"], "records_left": final["records"]} | {
-        "expired_after_s": final["s"] if final["records"] == 0 else None,
-        "timeline": timeline,
-    }
+    first, final = timeline[0], timeline[-1]
+    row: Row = {"kb_after_jobs": first["kb"], "kb_after_expiry": final["kb"], "kb_freed": first["kb"] - final["kb"]}
+    row |= {"records_left": final["records"], "expired_after_s": final["s"] if final["records"] == 0 else None}
+    return row | {"timeline": timeline}
