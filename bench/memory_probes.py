@@ -20,7 +20,7 @@ MB = 1e6
 DASHBOARD_KEY = "bench-dashboard-key"
 # Records a job leaves: llamaq's hash, replay stream and heartbeat key; RQ's job hash, result stream, executions.
 JOB_PATTERNS = ("llamaq:job:*", "rq:job:*", "rq:results:*", "rq:execution*")
-JOB_HASH = re.compile(r"llamaq:job:[^:]+")
+JOB_ID = re.compile(r"job_[0-9a-f]{32}(:[0-9a-f]{32}$)?")
 
 
 @dataclass(frozen=True)
@@ -105,16 +105,18 @@ def _per_job(streams: list[Stream], grew: int, redis: Redis) -> Row:
     row: Row = {"jobs": jobs, "failed": _failed(streams), "tokens_per_job": tokens / jobs if jobs else None}
     row |= {"kb_per_job": grew / 1000 / jobs if jobs else None}
     row["records_kb_per_job"] = sum(held.values()) / 1000 / records if records else None
-    return row | {"records_kb_by_key": {pattern: size / 1000 / max(1, records) for pattern, size in held.items()}}
+    return row | {"records_kb_by_key": {kind: size / 1000 / max(1, records) for kind, size in held.items()}}
 
 
 def records_held(redis: Redis) -> tuple[dict[str, int], int]:
-    """Bytes job records take (MEMORY USAGE) by key pattern, and how many jobs they belong to."""
-    held, jobs = dict.fromkeys(JOB_PATTERNS, 0), 0
+    """Bytes job records take (MEMORY USAGE) by kind of key (`llamaq:job:<id>:events`...), and how many jobs."""
+    held: dict[str, int] = {}
+    jobs = 0
     for pattern in JOB_PATTERNS:
-        for key in redis.scan_iter(match=pattern, count=1000):
-            held[pattern] += int(redis.memory_usage(key, samples=0) or 0)
-            jobs += bool(JOB_HASH.fullmatch(key.decode()))
+        for key in map(bytes.decode, redis.scan_iter(match=pattern, count=1000)):
+            kind = JOB_ID.sub("<id>", key)
+            held[kind] = held.get(kind, 0) + int(redis.memory_usage(key, samples=0) or 0)
+            jobs += kind == "llamaq:job:<id>"
     return held, jobs
 
 
