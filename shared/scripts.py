@@ -45,6 +45,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if ARGV[2] == 't' then redis.call('HINCRBY', KEYS[1], 'tokens', 1) end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_at', ARGV[7], 'terminal', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])  -- results are kept for the retention time after the job ends
   if KEYS[5] then
     local ml = redis.call('HMGET', KEYS[1], 'model', 'lane')
     if ml[1] then redis.call('HINCRBY', KEYS[5], ml[1] .. '|' .. (ml[2] or '') .. '|jobs|' .. ARGV[4], 1) end
@@ -83,13 +84,15 @@ return redis.call('EXISTS', KEYS[4])
 """
 
 # A worker takes a queued job: the job becomes in_progress under a new attempt number.
-# KEYS: llamaq job hash, heartbeat key. ARGV: worker name, now, heartbeat ttl.
+# KEYS: llamaq job hash, heartbeat key. ARGV: worker name, now, heartbeat ttl, record ttl (optional).
 # Returns the attempt number, or -1 when the job is not queued (cancelled, finished, unknown).
 CLAIM = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'queued' then return -1 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[2], 'worker', ARGV[1], 'tokens', 0)
+-- The record's retention was set at enqueue: a long wait in the queue must not expire it mid-generation.
+if ARGV[4] then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
 return attempt
 """

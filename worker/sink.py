@@ -37,7 +37,8 @@ class EventSink:
 
     def claim(self, worker: str) -> bool:
         keys = [names.job_key(self._job_id), names.heartbeat_key(self._job_id)]
-        attempt = int(self._scripts.claim(keys=keys, args=[worker, time.time(), self._settings.heartbeat_ttl]))
+        args = [worker, time.time(), self._settings.heartbeat_ttl, self._settings.result_ttl]
+        attempt = int(self._scripts.claim(keys=keys, args=args))
         self.attempt = max(attempt, 0)
         return attempt > 0
 

@@ -194,3 +194,14 @@ def test_orphaned_reports_a_running_job_without_heartbeat(redis: fakeredis.FakeR
     assert int(orphaned(keys=keys)) == 1
     redis.hset(names.job_key(JOB), "status", "completed")
     assert int(orphaned(keys=keys)) == 0
+
+
+def test_claim_and_the_terminal_event_renew_the_records_retention(redis: fakeredis.FakeRedis) -> None:
+    """A job that waited in the queue longer than its record's retention still ends with its record."""
+    redis.expire(names.job_key(JOB), 5)
+    keys = [names.job_key(JOB), names.heartbeat_key(JOB)]
+    redis.register_script(CLAIM)(keys=keys, args=["w1", time.time(), SETTINGS.heartbeat_ttl, 200])
+    assert 5 < redis.ttl(names.job_key(JOB)) <= 200
+
+    assert emit(redis, DONE, events.DONE, attempt=1, terminal="completed") == 0
+    assert 200 < redis.ttl(names.job_key(JOB)) <= SETTINGS.result_ttl
