@@ -8,24 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench.memory import PROCESS_COLUMNS, REDIS_COLUMNS, SETTINGS
+from tests.tables import markdown_tables
 
 pytestmark = pytest.mark.integration
 
 TEXT_FIELDS = {"what", "setting"}
-
-
-def _tables(stdout: str) -> list[list[list[str]]]:
-    """Markdown tables in the output, as rows of cells (header first, separator dropped)."""
-    tables: list[list[list[str]]] = []
-    current: list[list[str]] = []
-    for line in [*stdout.splitlines(), ""]:
-        if line.startswith("|"):
-            if not line.startswith("|---"):
-                current.append([cell.strip() for cell in line.strip("|").split("|")])
-        elif current:
-            tables.append(current)
-            current = []
-    return tables
 
 
 def _check_table(table: list[list[str]], columns: list[tuple[str, str]], rows: int) -> None:
@@ -53,7 +40,7 @@ def test_smoke_prints_tables_and_writes_json(tmp_path: Path) -> None:
             bench.communicate(timeout=15)
             raise
     assert bench.returncode == 0, stderr[-2000:]
-    processes, redis = _tables(stdout)
+    processes, redis = markdown_tables(stdout)
     # One row per worker setting and one for the API; Redis: the sequential jobs, then the burst's.
     _check_table(processes, PROCESS_COLUMNS, len(SETTINGS) + 1)
     _check_table(redis, REDIS_COLUMNS, 2)

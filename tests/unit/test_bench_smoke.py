@@ -8,24 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench.report import COLUMNS, FRONTDOOR_COLUMNS, TARGET_COLUMNS
+from tests.tables import markdown_tables
 
 pytestmark = pytest.mark.integration
 
 TEXT_FIELDS = {"scenario", "vs", "status", "target", "goal", "met"}
-
-
-def _tables(stdout: str) -> list[list[list[str]]]:
-    """Markdown tables in the output, as rows of cells (header first, separator dropped)."""
-    tables: list[list[list[str]]] = []
-    current: list[list[str]] = []
-    for line in [*stdout.splitlines(), ""]:
-        if line.startswith("|"):
-            if not line.startswith("|---"):
-                current.append([cell.strip() for cell in line.strip("|").split("|")])
-        elif current:
-            tables.append(current)
-            current = []
-    return tables
 
 
 def _check_table(table: list[list[str]], columns: list[tuple[str, str]]) -> None:
@@ -49,7 +36,7 @@ def test_smoke_prints_tables_and_writes_json(tmp_path: Path) -> None:
         timeout=110,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    tables = _tables(done.stdout)
+    tables = markdown_tables(done.stdout)
     assert len(tables) == 3
     for table, columns in zip(tables, [COLUMNS, FRONTDOOR_COLUMNS, TARGET_COLUMNS], strict=True):
         _check_table(table, columns)
