@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from redis import Redis
 
 from shared import names
 from shared.settings import DEFAULT_MODEL_NAME
+from tests.jobevents import job_events
 from tests.spec import assert_conforms
 from tests.stack import Stack, running_stack
 
@@ -40,17 +40,9 @@ def _until(http: httpx.Client, job_id: str, done: Callable[[dict[str, Any]], boo
 
 def _events(http: httpx.Client, job_id: str, last_event_id: int | None = None) -> list[tuple[int, str, dict]]:
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-    found, seq, name = [], 0, ""
     with http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=90) as response:
         assert response.status_code == 200
-        for text in response.iter_lines():
-            if text.startswith("id: "):
-                seq = int(text[4:])
-            elif text.startswith("event: "):
-                name = text[7:]
-            elif text.startswith("data: "):
-                found.append((seq, name, orjson.loads(text[6:])))
-    return found
+        return job_events(response.iter_lines())
 
 
 @pytest.fixture

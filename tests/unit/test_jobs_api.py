@@ -5,11 +5,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 
 from shared import names
 from shared.jobs import JobPayload, Params
+from tests.jobevents import job_events
 from tests.spec import assert_conforms
 from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app
 from worker.context import WorkerContext
@@ -202,19 +202,10 @@ def test_ids_are_random(jobs: JobsApp) -> None:
 
 def _read_events(jobs: JobsApp, job_id: str, last_event_id: str | None = None) -> list[tuple[int, str, Any]]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    found = []
     with jobs.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        seq, name = 0, ""
-        for text in response.iter_lines():
-            if text.startswith("id: "):
-                seq = int(text[4:])
-            elif text.startswith("event: "):
-                name = text[7:]
-            elif text.startswith("data: "):
-                found.append((seq, name, orjson.loads(text[6:])))
-    return found
+        return job_events(response.iter_lines())
 
 
 def test_events_replay_from_the_start_and_resume_after_last_event_id(jobs: JobsApp) -> None:
