@@ -3,15 +3,17 @@
 import argparse
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from shared.redis_server import RedisServer
 from shared.settings import Settings, get_settings
+from shared.supervisor import Child
 
 
 def _state_dir() -> Path:
@@ -19,43 +21,69 @@ def _state_dir() -> Path:
     return Path(base) / "llamaq"
 
 
-def _child(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # A new session per child: Ctrl-C reaches `up`, which then stops each child in order.
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", command], env=env, start_new_session=True)
+def _child(name: str, env: dict[str, str]) -> Child:
+    return Child(name, [sys.executable, "-m", "shared.cli", name], env)
 
 
-def _wait_ready(settings: Settings, children: list[subprocess.Popen[bytes]], timeout: float = 180.0) -> bool:
+def _wait_ready(
+    settings: Settings, children: list[Child], stopping: Callable[[], bool], timeout: float = 180.0
+) -> tuple[Child, str] | None:
+    """None once the API lists the model (or `up` is told to stop); else the child to blame and why."""
     url = f"http://{settings.host}:{settings.port}/v1/models"
     headers = {"Authorization": f"Bearer {settings.api_keys[0].get_secret_value()}"} if settings.api_keys else {}
+    worker, api = children
+    api_answered = False
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children):
-            return False
+    while time.monotonic() < deadline and not stopping():
+        if exited := next((child for child in children if child.poll() is not None), None):
+            return exited, "during start-up"
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
+                api_answered = True
                 if settings.model_name.encode() in response.read():
-                    return True
+                    return None
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    return False
+    if stopping():
+        return None
+    if api_answered:
+        return worker, f"but never registered for {settings.model_name} within {timeout:.0f} s"
+    return api, f"but never answered on {url} within {timeout:.0f} s"
 
 
-def _stop(children: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+def _stop(children: list[Child], timeout: float = 30.0) -> None:
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        child.stop()
     deadline = time.monotonic() + timeout
     for child in children:
+        child.wait(deadline - time.monotonic())
+
+
+def _preflight(settings: Settings, state: Path) -> str | None:
+    """Why `up` cannot start here, said before anything starts: a taken API port, another `up` on this state."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            return (
+                f"llamaq: cannot listen on {settings.host}:{settings.port} ({exc.strerror}): another program uses "
+                "that port. Stop it, or choose another port with LLAMAQ_PORT=8001."
+            )
+    if not settings.redis_url and RedisServer(state / "redis").answers():
+        return (
+            f"llamaq: another `llamaq up` is running with its Redis in {state / 'redis'}. Stop it first, or give "
+            "this one its own state with XDG_STATE_HOME=/some/dir (or an external Redis with LLAMAQ_REDIS_URL)."
+        )
+    return None
 
 
 def up(settings: Settings) -> int:
     """Everything on one machine: embedded Redis (unless LLAMAQ_REDIS_URL is set), the API, one worker."""
+    if problem := _preflight(settings, _state_dir()):
+        print(problem, file=sys.stderr, flush=True)
+        return 1
     server = None
     env = dict(os.environ)
     if not settings.redis_url:
@@ -71,18 +99,22 @@ def up(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     children = [_child("worker", env), _child("api", env)]
     try:
-        if _wait_ready(settings, children):
-            print(
-                f"llamaq: serving {settings.model_name} at http://{settings.host}:{settings.port}/v1",
-                flush=True,
-            )
-            print(f"llamaq: redis at {env['LLAMAQ_REDIS_URL']}; Ctrl-C stops everything", flush=True)
-        elif not stopping:
-            print("llamaq: a component failed to start; stopping", file=sys.stderr, flush=True)
+        if failed := _wait_ready(settings, children, lambda: stopping):
+            if stopping:
+                return 0
+            child, phase = failed
+            print(child.report(phase) + "\nllamaq: stopping", file=sys.stderr, flush=True)
             return 1
-        while not stopping and all(child.poll() is None for child in children):
+        if stopping:
+            return 0
+        print(f"llamaq: serving {settings.model_name} at http://{settings.host}:{settings.port}/v1", flush=True)
+        print(f"llamaq: redis at {env['LLAMAQ_REDIS_URL']}; Ctrl-C stops everything", flush=True)
+        while not stopping:
+            if exited := next((child for child in children if child.poll() is not None), None):
+                print(exited.report("while serving") + "\nllamaq: stopping", file=sys.stderr, flush=True)
+                return 1
             time.sleep(0.2)
-        return 0 if stopping else 1
+        return 0
     finally:
         _stop(children)
         if server:

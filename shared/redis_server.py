@@ -38,6 +38,12 @@ class RedisServer:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket}?db=0"
 
+    def answers(self) -> bool:
+        """A redis-server already listens on this directory's socket (another owner's)."""
+        with contextlib.suppress(RedisError, OSError), Redis.from_url(self.url, socket_connect_timeout=1) as client:
+            return bool(client.ping())
+        return False
+
     def start(self, timeout: float = 10.0) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [

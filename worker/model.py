@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.jobs import ChatMessage, JobPayload, Params
 from shared.settings import Settings
+from worker import llamalib
 from worker.engine import CHATML, Engine, Generation
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def load_engine(settings: Settings) -> Engine:
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+    llamalib.prepare()  # before the first model load: picks the CPU backend, logs what llama.cpp will use
     path = settings.model_path or bundled_model_path()
     llama = llama_cpp.Llama(
         model_path=str(path),

@@ -4,6 +4,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -170,3 +171,49 @@ def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Pa
             assert [event["worker"] for event in started] == [recorded]
             ran_on[job] = recorded
     assert set(ran_on.values()) == registered, f"one worker took every job: {ran_on}"
+
+
+SIGILL_ON_WORKER_START = """
+import os, signal, sys
+if sys.orig_argv[-2:] == ["shared.cli", "worker"]:
+    print("llama_model_load: loading model", flush=True)
+    os.kill(os.getpid(), signal.SIGILL)
+"""
+
+
+def test_up_names_a_worker_killed_by_sigill_with_its_log_and_the_fix(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("home")
+    hook = home / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGILL_ON_WORKER_START)  # the worker process dies as a bad build makes it
+    env = fresh_machine_env(home, free_port()) | {"PYTHONPATH": str(hook)}
+    up = subprocess.Popen(
+        [str(LLAMAQ), "up"], env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = Output(up)
+    try:
+        assert up.wait(60) == 1
+        output.wait_for(r"llamaq: the worker was killed by SIGILL \(signal 4\) during start-up", timeout=5)
+        output.wait_for(r"    \| llama_model_load: loading model", timeout=5)
+        output.wait_for(r"instructions this CPU or its kernel refuses", timeout=5)
+        venv_python = re.escape(str(Path(sys.executable).parent)) + r"/python3?"
+        output.wait_for(venv_python + r" -m worker\.engine_install --rebuild", timeout=5)
+        output.wait_for(r"llamaq: stopped", timeout=5)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(10)
+        output.close()
+
+
+def test_up_says_when_its_port_is_taken(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("home")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(LLAMAQ), "up"], env=fresh_machine_env(home, port), capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1
+    assert f"llamaq: cannot listen on 127.0.0.1:{port}" in done.stderr and "LLAMAQ_PORT" in done.stderr

