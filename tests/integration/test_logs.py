@@ -87,3 +87,11 @@ def test_background_job_lines_name_the_submitting_request(stack: Stack) -> None:
     assert f"job_id={job_id}" in request_line and "status=202" in request_line
     job_line = wait_for_line(stack.logs / "worker0.log", rf"job finished .*job_id={job_id}\b", timeout=30)
     assert f"request_id={request_id}" in job_line
+
+
+def test_worker_logs_the_engine_it_runs_at_start(stack: Stack) -> None:
+    assert stack.logs is not None
+    line = wait_for_line(stack.logs / "worker0.log", r"llama\.cpp engine ")
+    assert re.search(r"llama_cpp_python=\d+\.\d+\.\d+", line)
+    assert re.search(r"build=(native|portable) [0-9a-f]{20}", line), line
+    assert re.search(r"system_info=CPU : .*SSE3 = 1", line), line
