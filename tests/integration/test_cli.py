@@ -217,3 +217,29 @@ def test_up_says_when_its_port_is_taken(tmp_path_factory: pytest.TempPathFactory
         )
     assert done.returncode == 1
     assert f"llamaq: cannot listen on 127.0.0.1:{port}" in done.stderr and "LLAMAQ_PORT" in done.stderr
+
+
+def test_up_names_a_worker_that_exits_with_its_reason(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("home")
+    env = fresh_machine_env(home, free_port()) | {"LLAMAQ_MODEL_PATH": str(home / "missing.gguf")}
+    done = subprocess.run([str(LLAMAQ), "up"], env=env, cwd=home, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "llamaq: the worker exited with code 1 during start-up" in done.stderr
+    assert f"    | llamaq worker: no model file at {home / 'missing.gguf'} (LLAMAQ_MODEL_PATH)" in done.stderr
+    assert "likely cause" not in done.stderr
+
+
+def test_a_second_up_on_the_same_state_refuses_before_starting(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("home")
+    first = RedisServer(home / "state" / "llamaq" / "redis")  # what a running `llamaq up` holds
+    first.start()
+    try:
+        done = subprocess.run(
+            [str(LLAMAQ), "up"], env=fresh_machine_env(home, free_port()), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1
+        assert "llamaq: another llamaq up is running with its Redis in" in done.stderr
+        with Redis.from_url(first.url) as redis:
+            assert redis.ping(), "the first one's Redis is untouched"
+    finally:
+        first.stop()
