@@ -14,7 +14,7 @@ SIGNAL_HINTS = {
     signal.SIGILL: (
         "likely cause: llama.cpp was compiled with instructions this CPU or its kernel refuses (most often AMX on "
         "a VM that advertises it, or a library built on another machine). Rebuild it for this machine:\n"
-        "    {python} -m worker.engine_install --rebuild"
+        "    {python} -m worker.engine_install"
     ),
     signal.SIGKILL: "likely cause: the kernel's out-of-memory killer (see `dmesg`), or someone ran kill -9.",
     signal.SIGSEGV: "likely cause: a crash inside llama.cpp; the lines above show what it was doing.",

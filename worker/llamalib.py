@@ -3,6 +3,7 @@
 import ctypes
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ from worker.engine_build import STAMP, UNSAFE_VARIANTS
 
 logger = logging.getLogger(__name__)
 
-REINSTALL = "python -m worker.engine_install --rebuild"
 
 
 def library_dir() -> Path:
@@ -80,6 +80,6 @@ def prepare() -> dict[str, Any]:
     if "not built" in facts["build"]:
         logger.warning(
             "llama-cpp-python was built outside llamaq's installer; if this worker dies with SIGILL, run: %s",
-            REINSTALL,
+            f"{sys.executable} -m worker.engine_install",
         )
     return facts

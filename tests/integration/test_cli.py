@@ -197,7 +197,7 @@ def test_up_names_a_worker_killed_by_sigill_with_its_log_and_the_fix(tmp_path_fa
         output.wait_for(r"    \| llama_model_load: loading model", timeout=5)
         output.wait_for(r"instructions this CPU or its kernel refuses", timeout=5)
         venv_python = re.escape(str(Path(sys.executable).parent)) + r"/python3?"
-        output.wait_for(venv_python + r" -m worker\.engine_install --rebuild", timeout=5)
+        output.wait_for(venv_python + r" -m worker\.engine_install", timeout=5)
         output.wait_for(r"llamaq: stopped", timeout=5)
     finally:
         if up.poll() is None:
