@@ -1,5 +1,6 @@
 """The llama.cpp library this worker runs: how it was built, which CPU backend it loads, what that backend uses."""
 
+import _ctypes
 import ctypes
 import json
 import logging
@@ -31,7 +32,7 @@ def _score(variant: Path) -> int:
         score.restype = ctypes.c_int
         return int(score())
     finally:
-        ctypes._dlclose(handle._handle)  # type: ignore[attr-defined]
+        _ctypes.dlclose(handle._handle)  # as ggml does: each candidate is only asked its score
 
 
 def load_cpu_backend(lib: Path) -> str | None:
@@ -51,10 +52,13 @@ def load_cpu_backend(lib: Path) -> str | None:
     if not scored:
         raise RuntimeError(f"no CPU variant in {lib} runs on this CPU")
     best = max(scored)[1]
-    ggml = ctypes.CDLL(str(lib / "libggml.so"))
-    ggml.ggml_backend_load.restype = ctypes.c_void_p
-    ggml.ggml_backend_load.argtypes = [ctypes.c_char_p]
-    if not ggml.ggml_backend_load(str(best).encode()):
+    # Through libllama's own handle: the wheel holds copies (not links) of libggml, and a copy opened by path
+    # would be a second ggml with a registry of its own.
+    from llama_cpp.llama_cpp import _lib
+
+    load = _lib.ggml_backend_load
+    load.restype, load.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    if not load(str(best).encode()):
         raise RuntimeError(f"llama.cpp could not load {best}")
     return best.name.removeprefix("libggml-cpu-").removesuffix(".so")
 
