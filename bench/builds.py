@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             builds[name] = extract(Path(wheel), Path(scratch) / name)
         for threads in args.threads:
             rows = run(builds, model, threads, args.rounds, args.reps)
-            result["by_threads"][threads] = rows
+            result["by_threads"][str(threads)] = rows
             print(table(threads, rows, next(iter(builds))), "\n", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
