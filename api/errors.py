@@ -9,8 +9,8 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from api.jsonresponse import OrjsonResponse
+from shared.defaults import UNSUPPORTED
 from shared.errors import InvalidRequest, LlamaqError, Unavailable
-from shared.schemas import UNSUPPORTED_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,12 @@ def from_errors(errors: list[Any], root: Any, prefix: str = "") -> InvalidReques
     if kind == "extra_forbidden":
         name = str(first["loc"][-1])
         param = f"{param}.{name}" if param and not param.endswith(name) else param or name
-        if name in UNSUPPORTED_FIELDS:
-            return InvalidRequest(f"'{name}' is not supported by this server.", param=param)
         return InvalidRequest(f"Unrecognized request argument supplied: {name}", param=param)
+    if kind == UNSUPPORTED:
+        name = str(first.get("ctx", {}).get("field", ""))
+        if name and not (param or "").endswith(name):
+            param = f"{param}.{name}" if param else name
+        return InvalidRequest(f"{first['msg']}.", param=param)
     if kind in ("model_type", "dict_type", "model_attributes_type") and param in (None, prefix or None):
         return InvalidRequest("The request body must be a JSON object.", param=param)
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -90,6 +90,7 @@ class Generation:
                         f"No result within {self.settings.sync_timeout:g} s; the job continues as "
                         f"{follower.job_id}: poll GET /v1/jobs/{follower.job_id}.",
                         code="timeout",
+                        job_id=follower.job_id,
                     )
                 continue
             kind = got[1]["k"]

@@ -35,6 +35,8 @@ async def page(
                 break
     has_more = len(data) > limit
     data = data[:limit]
-    first = data[0]["id"] if data else None
-    last = data[-1]["id"] if data else None
-    return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}
+    if not data:
+        # The spec's list schemas type the cursors as strings, never null; where it requires them (files),
+        # the route fills them in.
+        return {"object": "list", "data": data, "has_more": has_more}
+    return {"object": "list", "data": data, "first_id": data[0]["id"], "last_id": data[-1]["id"], "has_more": has_more}

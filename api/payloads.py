@@ -27,8 +27,12 @@ def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings)
     response_format = None
     if isinstance(body, ChatCompletionRequest) and body.response_format is not None:
         response_format = body.response_format.model_dump(by_alias=True)
+    # Many clients never send a limit (LangChain, the Vercel AI SDK, pydantic-ai): a small model left to run
+    # to the end of its context holds a worker for minutes.
+    default = min(settings.default_max_tokens, settings.max_tokens_cap) if settings.default_max_tokens else None
     return Params(
         max_tokens=limit,
+        default_max_tokens=default if limit is None else None,
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
         stop=body.stop_list(),

@@ -1,4 +1,4 @@
-"""One build's speed, measured in a process of its own: `python -m bench.build_probe MODEL THREADS REPS`.
+"""One build's speed, in a process of its own: `python -m bench.build_probe MODEL THREADS REPS [VARIANT]`.
 
 Run with the build's extracted wheel first on PYTHONPATH. Prompt tokens/s: a cold pass over a fixed
 256-token prompt; decode tokens/s: 128 single-token passes after it (as llama-bench's tg, the token ids do
@@ -19,13 +19,13 @@ TEXT = (
 )
 
 
-def measure(model: Path, threads: int, reps: int) -> dict[str, object]:
+def measure(model: Path, threads: int, reps: int, variant: str | None) -> dict[str, object]:
     from llama_cpp import Llama
 
     from worker import llamalib
 
     lib = llamalib.library_dir()
-    engine = llamalib.report(lib, llamalib.load_cpu_backend(lib))
+    engine = llamalib.report(lib, llamalib.load_cpu_backend(lib, only=variant))
     llama = Llama(
         model_path=str(model), n_ctx=1024, n_threads=threads, n_threads_batch=threads, n_batch=256, verbose=False
     )
@@ -46,4 +46,5 @@ def measure(model: Path, threads: int, reps: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))
+    variant = sys.argv[4] if len(sys.argv) > 4 else None
+    print(json.dumps(measure(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), variant)))

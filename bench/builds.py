@@ -1,6 +1,6 @@
 """What a llama.cpp build costs in speed: prompt and decode tokens/s of several wheels, side by side.
 
-`python -m bench.builds --build native=W1 --build off=W2 --build portable=W3 [--rounds 5] [--threads 1 2]`
+`python -m bench.builds --build off=W1 --build native=W2 --build portable=W3 --build x64=W3:x64 [--threads 1 2]`
 extracts each wheel, then runs one probe process per build per round (bench/build_probe.py), the order
 rotated every round. Ratios are taken within a round against the first build named, then the median over
 rounds is reported: the machine is shared and noisy, so only side-by-side figures are compared.
@@ -30,10 +30,18 @@ def extract(wheel: Path, into: Path) -> Path:
     return into
 
 
-def probe(site: Path, model: Path, threads: int, reps: int) -> dict[str, Any]:
+def probe(site: Path, variant: str | None, model: Path, threads: int, reps: int) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]))
     done = subprocess.run(
-        [sys.executable, "-m", "bench.build_probe", str(model), str(threads), str(reps)],
+        [
+            sys.executable,
+            "-m",
+            "bench.build_probe",
+            str(model),
+            str(threads),
+            str(reps),
+            *([variant] if variant else []),
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -44,13 +52,15 @@ def probe(site: Path, model: Path, threads: int, reps: int) -> dict[str, Any]:
     return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def run(builds: dict[str, Path], model: Path, threads: int, rounds: int, reps: int) -> dict[str, Any]:
+def run(
+    builds: dict[str, tuple[Path, str | None]], model: Path, threads: int, rounds: int, reps: int
+) -> dict[str, Any]:
     names = list(builds)
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for round_no in range(rounds):
         order = names[round_no % len(names) :] + names[: round_no % len(names)]
         for name in order:
-            samples[name].append(probe(builds[name], model, threads, reps))
+            samples[name].append(probe(*builds[name], model, threads, reps))
     base = names[0]
     rows = {}
     for name in names:
@@ -89,7 +99,9 @@ def table(threads: int, rows: dict[str, Any], base: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.builds", description=__doc__.splitlines()[0])
-    parser.add_argument("--build", action="append", required=True, help="NAME=WHEEL; the first is the baseline")
+    parser.add_argument(
+        "--build", action="append", required=True, help="NAME=WHEEL[:VARIANT]; the first is the baseline"
+    )
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=3, help="measurements per probe (their median is kept)")
@@ -100,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"machine": describe(), "model": model.name, "rounds": args.rounds, "by_threads": {}}
     with tempfile.TemporaryDirectory() as scratch:
         builds = {}
+        sites: dict[str, Path] = {}
         for spec in args.build:
             name, _, wheel = spec.partition("=")
-            builds[name] = extract(Path(wheel), Path(scratch) / name)
+            # NAME=WHEEL, or NAME=WHEEL:VARIANT to pin one CPU variant of a runtime-dispatch wheel.
+            wheel, _, variant = wheel.partition(":")
+            if wheel not in sites:
+                sites[wheel] = extract(Path(wheel), Path(scratch) / str(len(sites)))
+            builds[name] = (sites[wheel], variant or None)
         for threads in args.threads:
             rows = run(builds, model, threads, args.rounds, args.reps)
             result["by_threads"][str(threads)] = rows

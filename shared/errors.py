@@ -76,10 +76,23 @@ class NoWorkers(Unavailable):
     code = "no_workers"
 
 
+# Both official SDKs honour this header over their status-based retries (408, 409, 429, 5xx).
+NO_RETRY = {"x-should-retry": "false"}
+
+
 class Timeout(LlamaqError):
+    """No answer in time while the job goes on: a retry would start a second job, so the client is told not to."""
+
     status = 504
     type = "server_error"
     code = "timeout"
+
+    def __init__(self, message: str, *, code: str | None = None, job_id: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.job_id = job_id
+
+    def headers(self) -> dict[str, str]:
+        return {**NO_RETRY, "llamaq-job-id": self.job_id} if self.job_id else dict(NO_RETRY)
 
 
 class JobFailed(LlamaqError):
@@ -89,6 +102,10 @@ class JobFailed(LlamaqError):
         super().__init__(message, param=param, code=code)
         self.status = status
         self.type = type
+
+    def headers(self) -> dict[str, str]:
+        # A job that ran out of generation time would only do so again.
+        return dict(NO_RETRY) if self.code == "job_timeout" else {}
 
 
 class ClientGone(LlamaqError):

@@ -25,7 +25,9 @@ TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.
 
 
 class Params(BaseModel):
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # what the request asked for: prompt + this must fit the context
+    # The server's budget when the request named none (LLAMAQ_DEFAULT_MAX_TOKENS): cut short by the context.
+    default_max_tokens: int | None = None
     temperature: float = 1.0
     top_p: float = 1.0
     stop: list[str] = Field(default_factory=list)

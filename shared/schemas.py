@@ -1,38 +1,15 @@
-"""OpenAI request bodies the server accepts; anything else is refused, never dropped."""
+"""OpenAI request bodies the server accepts: spec fields implemented or at their default (shared/defaults.py);
+anything else is refused, never dropped. Only unknown keys inside history messages are ignored."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from shared import defaults
+from shared.defaults import ASSISTANT_MESSAGE, UNSUPPORTED, DefaultOnly, drop_defaults
 
 MAX_STOP_CHARS = 256
-
-# OpenAI fields this server knows but does not implement: refused with a message saying so.
-UNSUPPORTED_FIELDS = frozenset(
-    {
-        "tools",
-        "tool_choice",
-        "functions",
-        "function_call",
-        "parallel_tool_calls",
-        "logprobs",
-        "top_logprobs",
-        "logit_bias",
-        "audio",
-        "modalities",
-        "prediction",
-        "reasoning_effort",
-        "service_tier",
-        "store",
-        "web_search_options",
-        "metadata",
-        "echo",
-        "suffix",
-        "best_of",
-        "verbosity",
-        "prompt_cache_key",
-        "safety_identifier",
-    }
-)
 
 
 def _encodable(value: str) -> str:
@@ -56,19 +33,62 @@ class TextPart(Strict):
     text: Text
 
 
-class Message(Strict):
+class RefusalPart(Strict):
+    type: Literal["refusal"]
+    refusal: Text
+
+
+class Message(BaseModel):
+    """One message of the history. Keys the spec does not define are ignored here (clients annotate the
+    messages they send back, e.g. LiteLLM's `provider_specific_fields`), as vLLM does; the spec's own keys
+    this server does not implement are accepted only with the value a message without a call carries."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
     role: Literal["system", "developer", "user", "assistant"]
-    content: Annotated[Text | list[TextPart], Field(union_mode="left_to_right")]
+    # Required but for assistant messages, whose content may be null or absent (`refusal` then speaks).
+    content: Annotated[Text | list[TextPart | RefusalPart] | None, Field(union_mode="left_to_right")]
     name: Text | None = Field(None, max_length=256)
+    refusal: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _assistant_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("role") == "assistant":
+            return {"content": None, **drop_defaults(data, ASSISTANT_MESSAGE)}
+        return data
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _tool_roles(cls, value: Any) -> Any:
+        if value in ("tool", "function"):
+            raise PydanticCustomError(
+                UNSUPPORTED, "'{role}' messages are not supported by this server (no tool calling)", {"role": value}
+            )
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _content_for_role(cls, value: Any, info: ValidationInfo) -> Any:
+        role = info.data.get("role")
+        if role != "assistant" and value is None:
+            raise ValueError(f"a {role} message needs content")
+        if role != "assistant" and isinstance(value, list) and any(isinstance(p, RefusalPart) for p in value):
+            raise ValueError("only assistant messages may carry refusal parts")
+        return value
 
     def text(self) -> str:
+        if self.content is None:
+            return self.refusal or ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.text for part in self.content)
+        return "".join(part.text if isinstance(part, TextPart) else part.refusal for part in self.content)
 
 
 class StreamOptions(Strict):
-    include_usage: bool = False
+    include_usage: bool | None = False
+    # Padding against network side channels, which this server does not add: only "off" is accepted.
+    include_obfuscation: Literal[False] | None = None
 
 
 class JsonSchemaFormat(Strict):
@@ -95,17 +115,28 @@ ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFor
 
 
 class SamplingFields(Strict):
+    # The spec's fields this server does not implement, each accepted only with its default value.
+    DEFAULT_ONLY: ClassVar[dict[str, DefaultOnly]] = {}
+
     model: Text = Field(min_length=1, max_length=256)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     stop: Text | list[Text] | None = None
-    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # int64, as the spec and vLLM
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
+    # Identifiers of the end user and of a prompt-cache group: accepted; they change nothing in the answer.
     user: Text | None = Field(None, max_length=256)
+    safety_identifier: Text | None = Field(None, max_length=256)
+    prompt_cache_key: Text | None = Field(None, max_length=256)
     n: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_defaults(cls, data: Any) -> Any:
+        return drop_defaults(data, cls.DEFAULT_ONLY)
 
     @field_validator("n")
     @classmethod
@@ -133,6 +164,8 @@ class SamplingFields(Strict):
 
 
 class ChatCompletionRequest(SamplingFields):
+    DEFAULT_ONLY = defaults.CHAT
+
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -147,8 +180,19 @@ LEGACY_MAX_TOKENS = 16
 
 
 class CompletionRequest(SamplingFields):
+    DEFAULT_ONLY = defaults.COMPLETION
+
     prompt: Text | list[Text]
     max_tokens: int | None = Field(LEGACY_MAX_TOKENS, ge=0)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _text_prompt(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not all(isinstance(item, str) for item in value):
+            raise PydanticCustomError(
+                "unsupported_prompt", "token-id prompts are not supported by this server; send the prompt as text"
+            )
+        return value
 
     @field_validator("prompt")
     @classmethod

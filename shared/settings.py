@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="API listen address.")
     port: int = Field(8000, ge=0, le=65535, description="API listen port.")
     max_tokens_cap: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
+    default_max_tokens: int = Field(
+        1024,
+        ge=0,
+        description="Completion budget of a chat request that names none (finish_reason `length` when reached); "
+        "0: up to the end of the context.",
+    )
     max_messages: int = Field(256, ge=1, description="Most messages a chat request may carry.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
     sync_timeout: float = Field(300.0, gt=0, description="Seconds a synchronous call waits for its job.")

@@ -85,6 +85,8 @@ class Engine:
                 param=param,
             )
         max_tokens = limit if limit is not None else n_ctx - len(tokens)
+        if limit is None and job.params.default_max_tokens is not None:
+            max_tokens = min(max_tokens, job.params.default_max_tokens)
         return Prepared(tokens, [s for s in stops if s], max_tokens, self._grammar(job.params))
 
     def _grammar(self, params: Params) -> Any:

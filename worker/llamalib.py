@@ -13,7 +13,6 @@ from worker.engine_build import STAMP, UNSAFE_VARIANTS
 logger = logging.getLogger(__name__)
 
 
-
 def library_dir() -> Path:
     import llama_cpp
 
@@ -35,7 +34,7 @@ def _score(variant: Path) -> int:
         _ctypes.dlclose(handle._handle)  # as ggml does: each candidate is only asked its score
 
 
-def load_cpu_backend(lib: Path) -> str | None:
+def load_cpu_backend(lib: Path, only: str | None = None) -> str | None:
     """A runtime-dispatch build: load the best CPU variant this CPU runs, never an unsafe one; returns its name.
 
     Must run before the first model load: llama.cpp loads backends itself only while none is loaded, and it
@@ -46,6 +45,8 @@ def load_cpu_backend(lib: Path) -> str | None:
         for path in sorted(lib.glob("libggml-cpu-*.so"))
         if not any(path.name == f"libggml-cpu-{name}.so" for name in UNSAFE_VARIANTS)
     ]
+    if only is not None:  # a benchmark's choice: this variant and no other
+        variants = [path for path in variants if path.name == f"libggml-cpu-{only}.so"]
     if not variants:
         return None
     scored = [(score, path) for path in variants if (score := _score(path)) > 0]

@@ -34,7 +34,9 @@ async def list_files(
     async def render(file_id: str) -> dict[str, Any]:
         return file_object(file_id, await load_file(redis, file_id, owner), settings)
 
-    return await page(redis, names.owner_index_key(owner, "files"), max(1, min(limit, 100)), after, render)
+    listed = await page(redis, names.owner_index_key(owner, "files"), max(1, min(limit, 100)), after, render)
+    # ListFilesResponse requires both cursors as strings: an empty list has "" (OpenAI itself sends null).
+    return {"first_id": "", "last_id": "", **listed}
 
 
 @router.get("/{file_id}")

@@ -19,8 +19,10 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("")
 @router.get("/ready")
 async def ready(redis: RedisDep, relay: RelayDep) -> Any:
+    """Also at /health, where llama.cpp's server and vLLM answer their probes: 200 only when it can serve."""
     try:
         async with asyncio.timeout(1.0):
             await redis.ping()

@@ -74,7 +74,7 @@ CASES: dict[str, Case] = {
     "five stop sequences": Case(chat(stop=["a", "b", "c", "d", "e"]), param="stop"),
     "stream is a string": Case(chat(stream="yes"), param="stream"),
     "unknown field": Case(chat(frobnicate=True), param="frobnicate"),
-    "unsupported field": Case(chat(tools=[]), param="tools"),
+    "unsupported field": Case(chat(logprobs=True), param="logprobs"),
     "deeply nested JSON": Case(raw('{"model": "tiny", "messages": ' + "[" * 50_000 + "]" * 50_000 + "}")),
     "deeply nested content": Case(
         raw('{"model": "tiny", "messages": [{"role": "user", "content": ' + "[" * 300 + "]" * 300 + "}]}")

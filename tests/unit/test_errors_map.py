@@ -42,9 +42,22 @@ def test_missing_nested_field_names_its_path() -> None:
 
 
 def test_unsupported_field_says_so() -> None:
-    error = mapped(chat(tools=[]))
+    error = mapped(chat(tools=[{"type": "function", "function": {"name": "f"}}]))
     assert error["param"] == "tools"
-    assert error["message"] == "'tools' is not supported by this server."
+    assert error["message"] == "'tools' is not supported by this server; only its default ([] or null) is accepted."
+
+
+def test_unsupported_field_of_a_message_names_its_path() -> None:
+    history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": None, "audio": {"id": "x"}}]
+    error = mapped(chat(messages=history))
+    assert error["param"] == "messages[1].audio"
+    assert "'audio' is not supported by this server" in error["message"]
+
+
+def test_tool_messages_are_refused_by_role() -> None:
+    error = mapped(chat(messages=[{"role": "tool", "content": "42", "tool_call_id": "call_1"}]))
+    assert error["param"] == "messages[0].role"
+    assert error["message"] == "'tool' messages are not supported by this server (no tool calling)."
 
 
 def test_unknown_field_is_unrecognized() -> None:
@@ -54,8 +67,8 @@ def test_unknown_field_is_unrecognized() -> None:
 
 
 def test_unknown_nested_field_names_its_path() -> None:
-    error = mapped(chat(messages=[{"role": "user", "content": "x", "tool_calls": []}]))
-    assert error["param"] == "messages[0].tool_calls"
+    error = mapped(chat(messages=[{"role": "user", "content": [{"type": "text", "text": "x", "tool_calls": []}]}]))
+    assert error["param"] == "messages[0].content[0].tool_calls"
     assert "tool_calls" in error["message"]
 
 

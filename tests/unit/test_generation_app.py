@@ -176,7 +176,7 @@ async def test_a_prompt_over_the_context_is_400_context_length_exceeded() -> Non
         (b'{"model": "fake-model"}', "messages"),
         (b'{"model": "fake-model", "messages": [{"role": "user", "content": 1}]}', "messages[0].content"),
         (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "n": 2}', "n"),
-        (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "tools": []}', "tools"),
+        (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "logprobs": true}', "logprobs"),
         (b'{"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "temperature": "1"}', "temperature"),
         (b'{"model": "fake-model", "messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content"),
     ],

@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.schemas import UNSUPPORTED_FIELDS, ChatCompletionRequest, CompletionRequest
+from shared import defaults
+from shared.schemas import ChatCompletionRequest, CompletionRequest
 
 LONE_SURROGATE = "bad \ud800 text"
 
@@ -101,22 +102,84 @@ def test_n_other_than_one_is_refused(n: int) -> None:
     assert refused(CompletionRequest, completion(n=n))["loc"] == ("n",)
 
 
-@pytest.mark.parametrize("field", sorted(UNSUPPORTED_FIELDS))
-def test_unsupported_openai_fields_are_refused(field: str) -> None:
-    error = refused(ChatCompletionRequest, chat(**{field: None}))
-    assert (error["type"], error["loc"]) == ("extra_forbidden", (field,))
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+# A value of each not-implemented field that asks for something other than the default.
+CHAT_NON_DEFAULT: dict[str, Any] = {
+    "logprobs": True,
+    "top_logprobs": 2,
+    "logit_bias": {"50256": -100},
+    "tools": [TOOL],
+    "functions": [{"name": "f", "parameters": {}}],
+    "tool_choice": "required",
+    "function_call": {"name": "f"},
+    "parallel_tool_calls": None,  # refused only beside tools: see below
+    "store": True,
+    "metadata": {"k": "v"},
+    "audio": {"voice": "alloy", "format": "mp3"},
+    "modalities": ["text", "audio"],
+    "prediction": {"type": "content", "content": "x"},
+    "reasoning_effort": "high",
+    "verbosity": "low",
+    "service_tier": "flex",
+    "web_search_options": {},
+    "moderation": {"model": "omni"},
+    "prompt_cache_retention": "24h",
+    "prompt_cache_options": {},
+}
+COMPLETION_NON_DEFAULT: dict[str, Any] = {
+    "logprobs": 2,
+    "logit_bias": {"1": 5},
+    "echo": True,
+    "best_of": 2,
+    "suffix": "end",
+}
 
 
-@pytest.mark.parametrize("field", ["tools", "logprobs", "logit_bias", "echo", "suffix", "best_of"])
-def test_unsupported_completion_fields_are_refused(field: str) -> None:
-    error = refused(CompletionRequest, completion(**{field: 1}))
-    assert (error["type"], error["loc"]) == ("extra_forbidden", (field,))
+def test_every_default_only_field_has_a_non_default_case() -> None:
+    assert set(CHAT_NON_DEFAULT) == set(defaults.CHAT)
+    assert set(COMPLETION_NON_DEFAULT) == set(defaults.COMPLETION)
 
 
-def test_unknown_fields_are_refused_at_every_level() -> None:
+@pytest.mark.parametrize(("field", "rule"), sorted(defaults.CHAT.items()))
+def test_chat_fields_sent_with_their_default_are_accepted_and_others_refused(
+    field: str, rule: defaults.DefaultOnly
+) -> None:
+    for value in rule.values:
+        request = ChatCompletionRequest.model_validate(chat(**{field: value}))
+        assert field not in request.model_fields_set
+    body = chat(**{field: CHAT_NON_DEFAULT[field]})
+    if field == "parallel_tool_calls":
+        body["tools"] = [TOOL]
+    error = refused(ChatCompletionRequest, body)
+    assert (error["type"], error["ctx"]["field"]) == (defaults.UNSUPPORTED, field)
+    assert f"'{field}' is not supported by this server; only its default ({rule.says})" in error["msg"]
+
+
+@pytest.mark.parametrize(("field", "rule"), sorted(defaults.COMPLETION.items()))
+def test_completion_fields_sent_with_their_default_are_accepted_and_others_refused(
+    field: str, rule: defaults.DefaultOnly
+) -> None:
+    for value in rule.values:
+        CompletionRequest.model_validate(completion(**{field: value}))
+    error = refused(CompletionRequest, completion(**{field: COMPLETION_NON_DEFAULT[field]}))
+    assert (error["type"], error["ctx"]["field"]) == (defaults.UNSUPPORTED, field)
+
+
+def test_defaults_compare_with_their_types() -> None:
+    assert refused(ChatCompletionRequest, chat(logprobs=0))["ctx"]["field"] == "logprobs"
+    assert refused(CompletionRequest, completion(best_of=True))["ctx"]["field"] == "best_of"
+
+
+def test_tool_choice_none_is_accepted_without_tools_only() -> None:
+    ChatCompletionRequest.model_validate(chat(tool_choice="none", tools=[], parallel_tool_calls=False))
+    assert refused(ChatCompletionRequest, chat(tools=[TOOL], tool_choice="none"))["ctx"]["field"] == "tool_choice"
+
+
+def test_unknown_fields_are_refused_in_the_request_and_ignored_in_messages() -> None:
     assert refused(ChatCompletionRequest, chat(foo=1))["loc"] == ("foo",)
-    message = {"role": "user", "content": "x", "extra": 1}
-    assert refused(ChatCompletionRequest, chat(messages=[message]))["loc"] == ("messages", 0, "extra")
+    # Clients annotate the history they send back (LiteLLM: provider_specific_fields); vLLM ignores such keys.
+    message = {"role": "user", "content": "x", "provider_specific_fields": {"a": 1}}
+    assert ChatCompletionRequest.model_validate(chat(messages=[message])).messages[0].text() == "x"
     options = {"include_usage": True, "chunk": 1}
     assert refused(ChatCompletionRequest, chat(stream_options=options))["loc"] == ("stream_options", "chunk")
 
