@@ -22,7 +22,6 @@ from shared.settings import Settings
 @dataclass
 class Admitted:
     job_id: str
-    depth: int
     replayed: bool = False
 
 
@@ -80,13 +79,13 @@ class Admission:
         keys = [queue_key, names.rq_job_key(payload.id), names.job_key(payload.id), names.rq_queues_set()]
         outcome, value = await self._admit(keys=keys, args=args)
         if int(outcome) == 2:
-            return Admitted(value.decode() if isinstance(value, bytes) else str(value), 0, replayed=True)
+            return Admitted(value.decode() if isinstance(value, bytes) else str(value), replayed=True)
         if int(outcome) == 0:
             raise QueueFull(
                 f"The queue for `{payload.model}` is full ({value} waiting); retry later.",
                 retry_after=await self.retry_after(payload.model, int(value)),
             )
-        return Admitted(payload.id, int(value))
+        return Admitted(payload.id)
 
     def _rq_fields(self, payload: JobPayload) -> dict[str, Any]:
         job = Job.create(

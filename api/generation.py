@@ -60,7 +60,7 @@ class Generation:
                 _, event = first
                 await stack.aclose()
                 return OrjsonResponse(event["response"])
-            body = self._relay_stream(follower, first, ChunkWriter(payload, include_usage), stack.pop_all())
+            body = self._relay_stream(follower, ChunkWriter(payload, include_usage), stack.pop_all())
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):
             with anyio.CancelScope(shield=True):
@@ -100,7 +100,7 @@ class Generation:
                 return got
 
     async def _relay_stream(
-        self, follower: Follower, first: Event, writer: ChunkWriter, stack: contextlib.AsyncExitStack
+        self, follower: Follower, writer: ChunkWriter, stack: contextlib.AsyncExitStack
     ) -> AsyncIterator[bytes]:
         finished = False
         try:

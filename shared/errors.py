@@ -108,6 +108,14 @@ class JobFailed(LlamaqError):
         return dict(NO_RETRY) if self.code == "job_timeout" else {}
 
 
+class Cancelled(LlamaqError):
+    """A job stopped by a cancel request: its terminal error event."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "cancelled"
+
+
 class ClientGone(LlamaqError):
     """The caller went away; its job is cancelled. Nobody reads this response."""
 

@@ -5,7 +5,7 @@ import time
 from typing import Any
 
 from shared import jobmetrics, names, objects
-from shared.errors import LlamaqError, Timeout
+from shared.errors import Cancelled, LlamaqError, Timeout
 from shared.jobs import JobPayload, Status, response_id
 from worker.context import WorkerContext
 from worker.engine import Generation
@@ -13,12 +13,6 @@ from worker.metrics import JobClock, enqueued_at
 from worker.sink import EventSink, Refused
 
 logger = logging.getLogger(__name__)
-
-
-class Cancelled(LlamaqError):
-    status = 499
-    type = "invalid_request_error"
-    code = "cancelled"
 
 
 def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
