@@ -1,7 +1,6 @@
 """Admission: is the model served, is its lane below its depth limit; enqueue in the same atomic step."""
 
 import math
-import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -12,6 +11,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
+from api import capacity
 from shared import names
 from shared.errors import ContextLengthExceeded, ModelNotFound, NoWorkers, QueueFull
 from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION, JobPayload, Status
@@ -36,7 +36,7 @@ class Admission:
     async def _model_state(self, model: str) -> tuple[int, bool, list[Any]]:
         """Live workers, whether the model was ever served, and its size info: one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(names.model_workers_key(model), time.time(), "+inf")
+            capacity.live_workers(pipe, model)
             pipe.hexists(names.models_key(), model)
             pipe.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
             workers, known, info = await pipe.execute()
@@ -107,11 +107,10 @@ class Admission:
     async def retry_after(self, model: str, depth: int) -> int:
         """Seconds the jobs already waiting will likely take to drain: depth x recent mean job time / live workers."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(names.job_durations_key(model), 0, 49)
-            pipe.zcount(names.model_workers_key(model), time.time(), "+inf")
+            capacity.recent_durations(pipe, model)
+            capacity.live_workers(pipe, model)
             recent, workers = await pipe.execute()
-        mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
-        return max(1, min(600, math.ceil(depth * mean / max(1, int(workers)))))
+        return max(1, min(600, math.ceil(capacity.wait_seconds(depth, recent, workers))))
 
 
 def _refuse_unserved(model: str, workers: int, known: bool) -> None:

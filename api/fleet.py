@@ -7,6 +7,7 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 
+from api import capacity
 from shared import jobmetrics, names
 
 
@@ -25,7 +26,7 @@ async def fleet_families(redis: Redis) -> list[Metric]:
             count, oldest = await _lane(redis, model, lane)
             depth.add_metric([model, lane], count)
             age.add_metric([model, lane], max(0.0, now - oldest) if oldest else 0.0)
-        workers = await redis.zrangebyscore(names.model_workers_key(model), now, "+inf")
+        workers = await capacity.live_worker_names(redis, model)
         async with redis.pipeline(transaction=False) as pipe:
             for worker in workers:
                 pipe.hget(names.worker_key(worker.decode()), "state")

@@ -1,11 +1,11 @@
 """Read a job back: its public object, visible only to its owner."""
 
-import time
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from api import capacity
 from shared import names
 from shared.errors import NotFound
 from shared.jobs import Status
@@ -31,14 +31,13 @@ async def queue_estimate(redis: Redis, job_id: str, record: dict[str, Any]) -> t
     async with redis.pipeline(transaction=False) as pipe:
         pipe.lpos(names.rq_queue_key(model, lane), job_id)
         pipe.llen(names.rq_queue_key(model, names.INTERACTIVE))
-        pipe.lrange(names.job_durations_key(model), 0, 49)
-        pipe.zcount(names.model_workers_key(model), time.time(), "+inf")
+        capacity.recent_durations(pipe, model)
+        capacity.live_workers(pipe, model)
         position, interactive, recent, workers = await pipe.execute()
     if position is None:
         return None, None
     ahead = int(position) + (int(interactive) if lane != names.INTERACTIVE else 0)
-    mean = sum(float(x) for x in recent) / len(recent) if recent else 2.0
-    return ahead, round((ahead + 1) * mean / max(1, int(workers)), 2)
+    return ahead, round(capacity.wait_seconds(ahead + 1, recent, workers), 2)
 
 
 async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:

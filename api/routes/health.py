@@ -1,12 +1,12 @@
 """Liveness (the process answers) and readiness (Redis answers; workers per model)."""
 
 import asyncio
-import time
 from typing import Any
 
 from fastapi import APIRouter
 from redis.exceptions import RedisError
 
+from api import capacity
 from api.deps import RedisDep, RelayDep
 from api.jsonresponse import OrjsonResponse
 from shared import names
@@ -40,11 +40,10 @@ def _unavailable(redis_state: str) -> OrjsonResponse:
 
 
 async def _models(redis: RedisDep) -> dict[str, Any]:
-    now = time.time()
     out: dict[str, Any] = {}
     for raw in await redis.hkeys(names.models_key()):
         model = raw.decode()
-        workers = await redis.zrangebyscore(names.model_workers_key(model), now, "+inf")
+        workers = await capacity.live_worker_names(redis, model)
         if not workers:
             continue
         states = [await redis.hget(names.worker_key(w.decode()), "state") for w in workers]

@@ -1,10 +1,10 @@
 """GET /v1/models: the models at least one live worker serves."""
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
 
+from api import capacity
 from api.deps import OwnerDep, RedisDep
 from shared import names
 from shared.errors import ModelNotFound
@@ -15,11 +15,10 @@ router = APIRouter(prefix="/v1", tags=["models"])
 async def live_models(redis: RedisDep) -> dict[str, int]:
     """Model id -> unix time first served, for models with a live worker now."""
     known = await redis.hgetall(names.models_key())
-    now = time.time()
     live = {}
     for model, created in known.items():
         name = model.decode()
-        if await redis.zcount(names.model_workers_key(name), now, "+inf"):
+        if await capacity.live_workers(redis, name):
             live[name] = int(created)
     return live
 
