@@ -2,11 +2,12 @@
 
 import base64
 import binascii
-import hmac
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.errors import InvalidRequest, Unauthorized
+from shared.keys import key_matches
 from shared.settings import Settings
 
 REALM = b'Basic realm="llamaq dashboard", charset="UTF-8"'
@@ -28,17 +29,10 @@ def presented_secret(authorization: str) -> str | None:
     return password if sep and password else None
 
 
-def allowed(secret: str | None, keys: list[str]) -> bool:
-    """Constant-time comparison against every key, so timing reveals neither which nor how much matched."""
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest((secret or "").encode(), key.encode())
-    return matched and secret is not None
-
-
 def _error(status: int, message: str, code: str) -> bytes:
-    kind = "invalid_request_error" if status != 401 else "authentication_error"
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+    # The same error object as the API's: OpenAI answers a bad key with invalid_request_error too.
+    error = Unauthorized(message) if status == 401 else InvalidRequest(message, code=code)
+    return orjson.dumps(error.to_dict())
 
 
 class DashboardGuard:
@@ -56,7 +50,7 @@ class DashboardGuard:
         if not self.keys:
             message = "The dashboard is disabled: set LLAMAQ_DASHBOARD_KEYS or LLAMAQ_API_KEYS."
             await _refuse(send, 403, message, "dashboard_disabled")
-        elif not allowed(secret, self.keys):
+        elif not key_matches(secret, self.keys):
             await _refuse(send, 401, "The dashboard requires credentials (HTTP Basic or Bearer).", "invalid_api_key")
         elif not self.actions and (scope["method"] not in READ_ONLY_METHODS or "/requeue" in scope["path"]):
             message = "Dashboard actions are disabled (LLAMAQ_DASHBOARD_ACTIONS=false)."

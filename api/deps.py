@@ -1,7 +1,6 @@
 """Request dependencies as `Annotated` aliases: settings, clients built by the lifespan, the caller."""
 
 import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +9,7 @@ from redis.asyncio import Redis
 from api.admission import Admission
 from api.relay import Relay
 from shared.errors import Unauthorized
+from shared.keys import key_matches
 from shared.settings import Settings
 
 
@@ -39,10 +39,7 @@ def owner_of(request: Request, settings: Settings) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
-    matched = False
-    for key in settings.api_keys:
-        matched |= hmac.compare_digest(token.encode(), key.get_secret_value().encode())
-    if not matched:
+    if not key_matches(token, [key.get_secret_value() for key in settings.api_keys]):
         raise Unauthorized("Incorrect API key provided.")
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 

@@ -8,7 +8,8 @@ from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
 
 from api.dashboard import HIDDEN_CALL, scrub, standalone
-from api.dashboard_guard import DashboardGuard, allowed, presented_secret
+from api.dashboard_guard import DashboardGuard, presented_secret
+from shared.keys import key_matches
 from shared.settings import Settings
 
 
@@ -32,7 +33,8 @@ def test_credentials_are_read_from_basic_or_bearer() -> None:
     assert presented_secret("Basic !!notbase64") is None
     assert presented_secret(basic("")) is None
     assert presented_secret("Digest abc") is None
-    assert allowed("b", ["a", "b"]) and not allowed("c", ["a", "b"]) and not allowed(None, ["a"])
+    assert key_matches("b", ["a", "b"]) and not key_matches("c", ["a", "b"]) and not key_matches(None, ["a"])
+    assert not key_matches("", [""]), "an empty key never matches"
 
 
 async def test_dashboard_keys_take_precedence_over_api_keys() -> None:

@@ -1,0 +1,11 @@
+"""The one check of a presented secret against the configured keys."""
+
+import hmac
+
+
+def key_matches(secret: str | None, keys: list[str]) -> bool:
+    """Constant-time comparison against every key, so timing reveals neither which nor how much matched."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest((secret or "").encode(), key.encode())
+    return matched and bool(secret)
