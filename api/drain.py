@@ -9,9 +9,9 @@ an interactive job, as when a client leaves) and the response ends.
 import asyncio
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.streaming import sse
 from shared.errors import Unavailable
 
 SHUTTING_DOWN = Unavailable("The server is shutting down; retry the request.", code="server_shutting_down")
@@ -105,6 +105,6 @@ class _Stream:
             if self._finished:
                 return False
             self._finished = self.ended_by_drain = True
-            body = b"data: " + orjson.dumps(SHUTTING_DOWN.to_dict()) + b"\n\n"
+            body = sse(SHUTTING_DOWN.to_dict())
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
             return True

@@ -10,8 +10,11 @@ from shared.jobs import JobPayload, response_id
 DONE = b"data: [DONE]\n\n"
 
 
-def sse(data: dict[str, Any], event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n".encode() if event_id is not None else b""
+def sse(data: dict[str, Any], event_id: int | None = None, name: str | None = None) -> bytes:
+    """One Server-Sent Event: `event:` and `id:` lines when given, then the JSON data."""
+    head = f"event: {name}\n".encode() if name else b""
+    if event_id is not None:
+        head += f"id: {event_id}\n".encode()
     return head + b"data: " + orjson.dumps(data) + b"\n\n"
 
 

@@ -112,7 +112,7 @@ async def _events(relay: Any, job_id: str, after: int, open_for: float) -> Async
                 continue
             seq, event = got
             name = _NAMES.get(event["k"], "error")
-            yield f"event: {name}\n".encode() + sse(event, seq)
+            yield sse(event, seq, name)
             if event["k"] in events.TERMINAL_KINDS:
                 return
-        yield b"event: timeout\ndata: {}\n\n"
+        yield sse({}, name="timeout")

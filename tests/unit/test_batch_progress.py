@@ -171,6 +171,11 @@ async def test_a_line_that_cannot_be_enqueued_still_ends_in_the_error_file() -> 
 def test_a_line_that_ends_after_its_batch_expired_does_not_bring_the_batch_back(jobs: JobsApp) -> None:
     batch = jobs.create_batch(jobs.upload([line("a")])["id"])
     job_id = jobs.worker.take()
+    # The runner counts the line just after the job is queued: let it finish before the batch goes.
+    deadline = time.monotonic() + 10
+    while jobs.redis.hget(names.batch_key(batch["id"]), "enqueued") != b"1":
+        assert time.monotonic() < deadline, "the runner never counted the line"
+        time.sleep(0.01)
     jobs.redis.delete(names.batch_key(batch["id"]))
 
     jobs.worker.run(job_id, "late")
