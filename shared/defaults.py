@@ -77,9 +77,10 @@ ASSISTANT_MESSAGE: dict[str, DefaultOnly] = {
 
 def drop_defaults(body: Any, fields: dict[str, DefaultOnly]) -> Any:
     """`body` without the fields whose values ask for the default; any other value of one is refused by name."""
-    if not isinstance(body, dict) or not fields.keys() & body.keys():
+    present = sorted(fields.keys() & body.keys()) if isinstance(body, dict) else []
+    if not present:
         return body
-    for name in sorted(fields.keys() & body.keys()):
+    for name in present:
         if not fields[name].accepts(body[name], body):
             raise PydanticCustomError(UNSUPPORTED, refusal(name, fields), {"field": name})
     return {key: value for key, value in body.items() if key not in fields}

@@ -7,7 +7,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from shared import defaults
-from shared.defaults import ASSISTANT_MESSAGE, UNSUPPORTED, DefaultOnly, drop_defaults
 
 MAX_STOP_CHARS = 256
 
@@ -55,7 +54,7 @@ class Message(BaseModel):
     @classmethod
     def _assistant_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("role") == "assistant":
-            return {"content": None, **drop_defaults(data, ASSISTANT_MESSAGE)}
+            return {"content": None, **defaults.drop_defaults(data, defaults.ASSISTANT_MESSAGE)}
         return data
 
     @field_validator("role", mode="before")
@@ -63,7 +62,9 @@ class Message(BaseModel):
     def _tool_roles(cls, value: Any) -> Any:
         if value in ("tool", "function"):
             raise PydanticCustomError(
-                UNSUPPORTED, "'{role}' messages are not supported by this server (no tool calling)", {"role": value}
+                defaults.UNSUPPORTED,
+                "'{role}' messages are not supported by this server (no tool calling)",
+                {"role": value},
             )
         return value
 
@@ -116,7 +117,7 @@ ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFor
 
 class SamplingFields(Strict):
     # The spec's fields this server does not implement, each accepted only with its default value.
-    DEFAULT_ONLY: ClassVar[dict[str, DefaultOnly]] = {}
+    DEFAULT_ONLY: ClassVar[dict[str, defaults.DefaultOnly]] = {}
 
     model: Text = Field(min_length=1, max_length=256)
     temperature: float | None = Field(None, ge=0, le=2)
@@ -136,7 +137,7 @@ class SamplingFields(Strict):
     @model_validator(mode="before")
     @classmethod
     def _drop_defaults(cls, data: Any) -> Any:
-        return drop_defaults(data, cls.DEFAULT_ONLY)
+        return defaults.drop_defaults(data, cls.DEFAULT_ONLY)
 
     @field_validator("n")
     @classmethod
