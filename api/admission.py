@@ -2,21 +2,17 @@
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
-from rq.utils import now
 
-from api import capacity
+from api import capacity, rqrecords
 from shared import names
-from shared.errors import ContextLengthExceeded, ModelNotFound, NoWorkers, QueueFull
-from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION, JobPayload, Status
-from shared.scripts import ADMIT
+from shared.errors import ModelNotFound, NoWorkers, QueueFull
+from shared.payload import JobPayload, check_context
+from shared.scripts import ADMIT, AdmitOutcome
 from shared.settings import Settings
+from shared.states import Status
 
 
 @dataclass
@@ -30,8 +26,6 @@ class Admission:
         self._redis = redis
         self._settings = settings
         self._admit = redis.register_script(ADMIT)
-        # RQ builds its job records with a client it never uses here; all I/O goes through `redis`.
-        self._rq_codec = SyncRedis()
 
     async def _model_state(self, model: str) -> tuple[int, bool, list[Any]]:
         """Live workers, whether the model was ever served, and its size info: one round trip."""
@@ -58,7 +52,7 @@ class Admission:
             if payload.lane == names.INTERACTIVE
             else self._settings.max_batch_queue_depth
         )
-        rq_fields = self._rq_fields(payload)
+        rq_fields = rqrecords.job_record(payload, self._settings)
         own = {
             "status": Status.QUEUED.value,
             "model": payload.model,
@@ -75,34 +69,17 @@ class Admission:
         args: list[Any] = [limit, self._settings.result_ttl, payload.id, idem_key, len(rq_fields)]
         args += [item for pair in rq_fields.items() for item in pair]
         args += [item for pair in own.items() for item in pair]
-        queue_key = names.rq_queue_key(payload.model, payload.lane)
-        keys = [queue_key, names.rq_job_key(payload.id), names.job_key(payload.id), names.rq_queues_set()]
-        outcome, value = await self._admit(keys=keys, args=args)
-        if int(outcome) == 2:
+        keys = [names.job_key(payload.id), *rqrecords.admit_keys(payload)]
+        code, value = await self._admit(keys=keys, args=args)
+        outcome = AdmitOutcome(int(code))
+        if outcome is AdmitOutcome.REPLAYED:
             return Admitted(value.decode() if isinstance(value, bytes) else str(value), replayed=True)
-        if int(outcome) == 0:
+        if outcome is AdmitOutcome.FULL:
             raise QueueFull(
                 f"The queue for `{payload.model}` is full ({value} waiting); retry later.",
                 retry_after=await self.retry_after(payload.model, int(value)),
             )
         return Admitted(payload.id)
-
-    def _rq_fields(self, payload: JobPayload) -> dict[str, Any]:
-        job = Job.create(
-            JOB_FUNCTION,
-            args=[payload.model_dump(mode="json")],
-            connection=self._rq_codec,
-            serializer=JSONSerializer,
-            id=payload.id,
-            description=JOB_DESCRIPTION,
-            timeout=self._settings.job_timeout + 30,
-            result_ttl=self._settings.result_ttl,
-            failure_ttl=self._settings.result_ttl,
-        )
-        job.origin = names.queue_name(payload.model, payload.lane)
-        job.enqueued_at = now()
-        job._status = JobStatus.QUEUED
-        return {key: value.value if isinstance(value, Enum) else value for key, value in job.to_dict().items()}
 
     async def retry_after(self, model: str, depth: int) -> int:
         """Seconds the jobs already waiting will likely take to drain: depth x recent mean job time / live workers."""
@@ -129,13 +106,4 @@ def check_fits(payload: JobPayload, info: list[Any]) -> None:
         return
     n_ctx, longest = int(info[0]), max(1, int(info[1]))
     texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
-    at_least = -(-sum(len(text.encode()) for text in texts) // longest)
-    wanted = at_least + (payload.params.max_tokens or 0)
-    if at_least >= n_ctx or wanted > n_ctx:
-        param = "messages" if payload.kind == "chat" else "prompt"
-        raise ContextLengthExceeded(
-            f"This model's maximum context length is {n_ctx} tokens. However, you requested at least "
-            f"{wanted} tokens ({at_least} or more in the {param}, {payload.params.max_tokens or 0} in the "
-            f"completion). Please reduce the length of the {param} or completion.",
-            param=param,
-        )
+    check_context(payload, n_ctx, -(-sum(len(text.encode()) for text in texts) // longest), exact=False)

@@ -13,15 +13,14 @@ from api import errors
 from api.admission import Admission
 from api.batch_runner import BatchRunner
 from api.dashboard import mount as mount_dashboard
-from api.drain import Drain, DrainStreams
-from api.limits import BodyLimit
 from api.metrics import HttpMetrics
-from api.metrics import router as metrics_router
+from api.middleware.body_limit import BodyLimit
+from api.middleware.drain import Drain, DrainStreams
+from api.middleware.request_log import RequestLog
 from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
-from api.requestlog import RequestLog
-from api.routes import batches, files, generate, health, jobs, models
+from api.routes import batches, files, generate, health, jobs, metrics, models
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -84,6 +83,6 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(health.router)
-    app.include_router(metrics_router)
+    app.include_router(metrics.router)
     mount_dashboard(app, settings)
     return app

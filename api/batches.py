@@ -12,8 +12,8 @@ from shared import names
 from shared.errors import InvalidRequest, NotFound
 from shared.schemas import BatchCreate
 from shared.settings import Settings
+from shared.states import BatchStatus
 
-TERMINAL = {"completed", "failed", "expired", "cancelled"}
 _STAMPS = [
     "in_progress_at", "expires_at", "finalizing_at", "completed_at",
     "failed_at", "expired_at", "cancelling_at", "cancelled_at",
@@ -37,7 +37,7 @@ async def create_batch(redis: Redis, settings: Settings, body: BatchCreate, owne
         "endpoint": body.endpoint,
         "input_file_id": body.input_file_id,
         "completion_window": body.completion_window,
-        "status": "validating",
+        "status": BatchStatus.VALIDATING,
         "created_at": now,
         "expires_at": now + window,
         "metadata": orjson.dumps(body.metadata) if body.metadata is not None else b"",
@@ -87,7 +87,7 @@ def batch_object(batch_id: str, record: dict[str, str]) -> dict[str, Any]:
     body.update({stamp: int(float(record[stamp])) for stamp in _STAMPS if record.get(stamp)})
     if record.get("errors"):
         body["errors"] = {"object": "list", "data": orjson.loads(record["errors"])}
-    if record["status"] in TERMINAL:
+    if BatchStatus(record["status"]).ended:
         if completed:
             body["output_file_id"] = record["output_file_id"]
         if failed:

@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from api.dashboard_guard import DashboardGuard
-from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION
+from api.middleware.dashboard_guard import DashboardGuard
 from shared.logs import configure_logging
+from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 
-from api import capacity
+from api import capacity, rqrecords
 from shared import jobmetrics, names
 
 
@@ -40,12 +40,12 @@ async def fleet_families(redis: Redis) -> list[Metric]:
 async def _lane(redis: Redis, model: str, lane: str) -> tuple[int, float | None]:
     """Waiting jobs and the enqueue time of the one at the head (RQ's `enqueued_at`)."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.llen(names.rq_queue_key(model, lane))
-        pipe.lindex(names.rq_queue_key(model, lane), 0)
+        rqrecords.queue_length(pipe, model, lane)
+        rqrecords.queue_head(pipe, model, lane)
         count, head = await pipe.execute()
     if not head:
         return int(count), None
-    stamp = await redis.hget(names.rq_job_key(head.decode()), "enqueued_at")
+    stamp = await rqrecords.enqueued_at(redis, head.decode())
     return int(count), _unix(stamp)
 
 

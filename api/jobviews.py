@@ -5,10 +5,10 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from api import capacity
-from shared import names
+from api import capacity, rqrecords
+from shared import events, names
 from shared.errors import NotFound
-from shared.jobs import Status
+from shared.states import Status
 
 _FIELDS = [
     "status", "owner", "model", "lane", "kind", "created_at", "started_at", "finished_at",
@@ -29,8 +29,8 @@ async def queue_estimate(redis: Redis, job_id: str, record: dict[str, Any]) -> t
     """Jobs ahead (place in its lane, plus the interactive lane for batch work) and likely wait, in one round trip."""
     model, lane = record["model"], record["lane"]
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.lpos(names.rq_queue_key(model, lane), job_id)
-        pipe.llen(names.rq_queue_key(model, names.INTERACTIVE))
+        rqrecords.queue_place(pipe, model, lane, job_id)
+        rqrecords.queue_length(pipe, model, names.INTERACTIVE)
         capacity.recent_durations(pipe, model)
         capacity.live_workers(pipe, model)
         position, interactive, recent, workers = await pipe.execute()
@@ -43,7 +43,7 @@ async def queue_estimate(redis: Redis, job_id: str, record: dict[str, Any]) -> t
 async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
     record = await load(redis, job_id, owner)
     status = record["status"]
-    terminal = orjson.loads(record["terminal"]) if record.get("terminal") else None
+    terminal = events.parse(orjson.loads(record["terminal"])) if record.get("terminal") else None
     body: dict[str, Any] = {
         "id": job_id,
         "object": "job",
@@ -58,11 +58,11 @@ async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
         "queue_position": None,
         "estimated_wait_seconds": None,
         "metadata": orjson.loads(record["metadata"]) if record.get("metadata") else None,
-        "response": terminal.get("response") if terminal and status == Status.COMPLETED else None,
-        "error": terminal.get("error") if terminal and status != Status.COMPLETED else None,
+        "response": terminal.response if isinstance(terminal, events.Done) else None,
+        "error": terminal.error if isinstance(terminal, events.Failed) else None,
     }
-    if terminal and terminal.get("partial"):
-        body["partial_response"] = terminal["partial"]
+    if isinstance(terminal, events.Failed) and terminal.partial:
+        body["partial_response"] = terminal.partial
     if status == Status.QUEUED:
         body["queue_position"], body["estimated_wait_seconds"] = await queue_estimate(redis, job_id, record)
     return body

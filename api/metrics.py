@@ -1,18 +1,11 @@
-"""GET /metrics: this API process's HTTP figures plus the fleet's, read from Redis when scraped.
+"""This API process's HTTP figures (`HttpMetrics`); `GET /metrics` (api/routes/metrics.py) adds the fleet's.
 
 HTTP counters belong to the process (scrape every API instance); queue, worker and job figures come
 from Redis and are the same whichever instance is scraped (aggregate them with `max`, not `sum`).
 """
 
-from typing import Any
-
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import Metric
-
-from api.deps import RedisDep, SettingsDep, owner_of
-from api.fleet import Snapshot, fleet_families
 
 REJECTED = (429, 503)
 
@@ -44,15 +37,3 @@ class HttpMetrics:
 
     def families(self) -> list[Metric]:
         return [family for metric in (self.requests, self.rejected, self.duration) for family in metric.collect()]
-
-
-router = APIRouter(tags=["metrics"])
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request, settings: SettingsDep, redis: RedisDep) -> Any:
-    if settings.metrics_auth:
-        owner_of(request, settings)
-    http: HttpMetrics = request.app.state.http_metrics
-    body = generate_latest(Snapshot(http.families(), await fleet_families(redis)))  # type: ignore[arg-type]
-    return Response(body, media_type=CONTENT_TYPE_LATEST)

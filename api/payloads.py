@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from api.errors import from_errors
 from shared import names
 from shared.errors import InvalidRequest
-from shared.jobs import ChatMessage, JobPayload, Params, new_job_id
+from shared.payload import ChatMessage, JobPayload, Params, new_job_id
 from shared.schemas import ChatCompletionRequest, CompletionRequest
 from shared.settings import Settings
 

@@ -12,12 +12,14 @@ import secrets
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api import rqrecords
 from api.batch_runner import BatchRunner
 from api.cancel import fail_lost
 from api.stopping import stop_task
 from api.unclaimed import rescue_unclaimed
 from shared import events, names
-from shared.scripts import REAP
+from shared.rqcontract import JobStatus
+from shared.scripts import REAP, ReapOutcome
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,9 +59,7 @@ class Reaper:
         for raw in await self.redis.hkeys(names.models_key()):
             model = raw.decode()
             for lane in names.LANES:
-                members = await self.redis.zrange(names.rq_started_key(model, lane), 0, -1)
-                for member in members:
-                    job_id = member.decode().rsplit(":", 1)[0]
+                for job_id in await rqrecords.started_job_ids(self.redis, model, lane):
                     handled += await self._reap_one(job_id, model, lane)
                 handled += await rescue_unclaimed(self.redis, model, lane, self.settings.heartbeat_ttl)
         return handled
@@ -67,18 +67,17 @@ class Reaper:
     async def _reap_one(self, job_id: str, model: str, lane: str) -> int:
         retries = self.settings.job_retries if lane != names.INTERACTIVE else 0
         keys = [
-            names.job_key(job_id), names.heartbeat_key(job_id), names.rq_queue_key(model, lane),
-            names.rq_started_key(model, lane), names.rq_job_key(job_id), names.events_key(job_id),
-            names.live_channel(job_id),
+            names.job_key(job_id), names.heartbeat_key(job_id), names.events_key(job_id), names.live_channel(job_id),
+            *rqrecords.reap_keys(model, lane, job_id),
         ]  # fmt: skip
         attempt = int(await self.redis.hget(names.job_key(job_id), "attempt") or 0)
-        retry = events.retry(attempt + 1, "worker_lost")
+        retry = events.encode(events.Retry(attempt + 1, "worker_lost"))
         args = [retries, retry, self.settings.stream_maxlen, self.settings.result_ttl, job_id]
-        outcome = int(await self._reap(keys=keys, args=args))
-        if outcome == 1:
+        outcome = ReapOutcome(int(await self._reap(keys=keys, args=args)))
+        if outcome is ReapOutcome.REQUEUED:
             logger.warning("job requeued after its worker died", extra={"job_id": job_id, "attempt": attempt})
-        elif outcome == 2:
+        elif outcome is ReapOutcome.OUT_OF_ATTEMPTS:
             await fail_lost(self.redis, self.settings, job_id, attempt)
-            await self.redis.hset(names.rq_job_key(job_id), "status", "failed")
+            await rqrecords.set_status(self.redis, job_id, JobStatus.FAILED)
             logger.warning("job failed after its worker died", extra={"job_id": job_id, "attempt": attempt})
-        return 1 if outcome else 0
+        return 0 if outcome is ReapOutcome.IDLE else 1

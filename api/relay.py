@@ -24,7 +24,7 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Event = tuple[int, dict[str, Any]]
+Event = tuple[int, events.Event]  # (sequence number, event)
 
 
 class Relay:
@@ -114,9 +114,9 @@ class Relay:
         found, last_id = [], start
         for entry_id, fields in entries:
             last_id = b"(" + entry_id
-            seq = int(fields[b"s"])
+            seq, event = events.decode_entry(fields)
             if seq > after_seq:
-                found.append((seq, events.decode(fields[b"s"] + b"|" + fields[b"e"])[1]))
+                found.append((seq, event))
         return found, last_id
 
     async def fail_if_orphaned(self, job_id: str) -> None:

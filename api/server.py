@@ -5,7 +5,7 @@ from types import FrameType
 import uvicorn
 
 from api.app import create_app
-from api.drain import Drain
+from api.middleware.drain import Drain
 from shared.logs import configure_logging
 from shared.settings import Settings
 

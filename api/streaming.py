@@ -5,9 +5,10 @@ from typing import Any
 import orjson
 
 from shared import objects
-from shared.jobs import JobPayload, response_id
+from shared.payload import JobPayload, response_id
 
-DONE = b"data: [DONE]\n\n"
+# The line that ends an OpenAI stream (not a job event: see shared/events.py).
+END_OF_STREAM = b"data: [DONE]\n\n"
 
 
 def sse(data: dict[str, Any], event_id: int | None = None, name: str | None = None) -> bytes:
@@ -53,7 +54,7 @@ class ChunkWriter:
         out = self._chunk("", finish=finish)
         if self._usage:
             out += self._chunk(None, usage=response["usage"])
-        return out + DONE
+        return out + END_OF_STREAM
 
     @staticmethod
     def error(error: dict[str, Any]) -> bytes:

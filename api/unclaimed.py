@@ -10,15 +10,18 @@ still be alive after all, both copies race for the claim and exactly one wins.
 import time
 
 from redis.asyncio import Redis
-from rq.intermediate_queue import IntermediateQueue
 
-from shared import names
+from api import rqrecords
+from shared import names, rqcontract
+from shared.rqcontract import JobStatus
+from shared.states import Status
 
-# KEYS: llamaq job hash, queue list, intermediate list, rq started registry, rq job hash
+# KEYS: llamaq job hash, then RQ's: queue list, intermediate list, started registry, job hash
+#       (api/rqrecords.rescue_keys)
 # ARGV: job id, now, stale seconds
 # Returns 1 when the job went back to its lane.
-RESCUE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+RESCUE = f"""
+if redis.call('HGET', KEYS[1], 'status') ~= '{Status.QUEUED}' then return 0 end
 local attempt = redis.call('HGET', KEYS[1], 'attempt') or '0'
 local seen = redis.call('HGET', KEYS[1], 'unclaimed_seen')
 local since = nil
@@ -33,34 +36,22 @@ end
 if tonumber(ARGV[2]) - since < tonumber(ARGV[3]) then return 0 end
 redis.call('HDEL', KEYS[1], 'unclaimed_seen')
 redis.call('LREM', KEYS[3], 0, ARGV[1])
-local prefix = ARGV[1] .. ':'
-for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-  if string.sub(member, 1, string.len(prefix)) == prefix then redis.call('ZREM', KEYS[4], member) end
-end
+{rqcontract.lua_forget_started("KEYS[4]", "ARGV[1]")}
 if not redis.call('LPOS', KEYS[2], ARGV[1]) then
   redis.call('LPUSH', KEYS[2], ARGV[1])
-  redis.call('HSET', KEYS[5], 'status', 'queued')
+  {rqcontract.lua_set_status("KEYS[5]", JobStatus.QUEUED)}
 end
 return 1
 """
 
 
-def intermediate_key(model: str, lane: str) -> str:
-    """RQ's list of jobs popped from a lane and not yet started."""
-    return IntermediateQueue.get_intermediate_queue_key(names.rq_queue_key(model, lane))
-
-
 async def rescue_unclaimed(redis: Redis, model: str, lane: str, stale: float) -> int:
     """Requeue the lane's popped-but-unclaimed jobs seen for `stale` seconds; returns how many."""
-    popped = await redis.lrange(intermediate_key(model, lane), 0, -1)
-    started = await redis.zrange(names.rq_started_key(model, lane), 0, -1)
-    job_ids = {raw.decode() for raw in popped} | {raw.decode().rsplit(":", 1)[0] for raw in started}
+    popped = await rqrecords.popped_job_ids(redis, model, lane)
+    job_ids = set(popped) | set(await rqrecords.started_job_ids(redis, model, lane))
     rescue = redis.register_script(RESCUE)
     rescued = 0
     for job_id in job_ids:
-        keys = [
-            names.job_key(job_id), names.rq_queue_key(model, lane), intermediate_key(model, lane),
-            names.rq_started_key(model, lane), names.rq_job_key(job_id),
-        ]  # fmt: skip
+        keys = [names.job_key(job_id), *rqrecords.rescue_keys(model, lane, job_id)]
         rescued += int(await rescue(keys=keys, args=[job_id, time.time(), stale]))
     return rescued

@@ -16,7 +16,7 @@ from redis import Redis
 from bench.config import Workload
 from bench.procs import RssSampler
 from bench.stack import private_redis, running_llamaq
-from shared import names
+from shared import names, rqcontract
 
 API_CPU, LOAD_CPU = "0", "1"
 # Far-future expiry: the fake worker never looks stale during the run.
@@ -27,7 +27,7 @@ def pretend_live(redis: Redis, model: str) -> None:
     """Register a worker that does not exist, and fill the interactive lane so its limit of 1 refuses."""
     redis.zadd(names.model_workers_key(model), {FAKE_WORKER: FAR_FUTURE})
     redis.hset(names.models_key(), model, int(time.time()))
-    redis.rpush(names.rq_queue_key(model, names.INTERACTIVE), "job_bench_placeholder")
+    redis.rpush(rqcontract.queue_key(model, names.INTERACTIVE), "job_bench_placeholder")
 
 
 def scenarios(workload: Workload, model: str) -> list[tuple[str, str, bytes]]:

@@ -7,17 +7,17 @@ import orjson
 
 from shared import events, names
 from shared.settings import Settings
+from shared.states import Status
 
 
 def emission(
     settings: Settings,
     job_id: str,
-    event: bytes,
-    kind: str,
+    event: events.Event,
     *,
     attempt: int | str = "",
-    terminal: str = "",
-    expect: str = "",
+    terminal: Status | None = None,
+    expect: Status | None = None,
 ) -> tuple[list[str], list[Any]]:
     """(keys, args) for `shared.scripts.EMIT`; a terminal event also carries its batch-line body."""
     keys = [
@@ -28,20 +28,19 @@ def emission(
         names.metrics_key(),
     ]
     body, status = b"", 200
-    if terminal:
-        decoded = orjson.loads(event)
-        if kind == events.DONE:
-            body = orjson.dumps(decoded["response"])
-        else:
-            body, status = orjson.dumps(decoded["error"]), int(decoded.get("status") or 500)
+    if terminal is not None:
+        if isinstance(event, events.Done):
+            body = orjson.dumps(event.response)
+        elif isinstance(event, events.Failed):
+            body, status = orjson.dumps(event.error), event.status or 500
     args: list[Any] = [
-        event,
-        kind,
+        events.encode(event),
+        event.kind,
         attempt,
-        terminal,
+        terminal or "",
         settings.stream_maxlen,
         settings.result_ttl,
         time.time(),
     ]
-    args += [expect, body, job_id, status, names.batch_key("")]
+    args += [expect or "", body, job_id, status, names.batch_key("")]
     return keys, args

@@ -1,51 +1,138 @@
 """Job events as they travel through Redis: a token, a start, a retry, or one terminal event.
 
-On the wire an event is `<seq>|<json>`: the sequence number is assigned inside Redis, so readers
-detect gaps and duplicates between the live channel and the replay stream.
+Each kind is a typed event here; on the wire it stays a compact JSON object whose `k` names the kind
+(`{"k": "t", "x": "Hel"}`), the same object `GET /v1/jobs/{id}/events` shows. On the live channel
+an event travels as `<seq>|<json>`, and in the replay stream as the fields `s` (seq) and `e` (json):
+the sequence number is assigned inside Redis, so readers detect gaps and duplicates between the two.
 """
 
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
 
 import orjson
 
-TOKEN = "t"
-STARTED = "s"
-RETRY = "r"
-DONE = "d"
-ERROR = "e"
-TERMINAL_KINDS = frozenset({DONE, ERROR})
+# Field names of a replay-stream entry (the Lua scripts write them).
+STREAM_SEQ = "s"
+STREAM_EVENT = "e"
 
 
-def token(text: str) -> bytes:
-    return orjson.dumps({"k": TOKEN, "x": text})
+class Kind(StrEnum):
+    TOKEN = "t"
+    STARTED = "s"
+    RETRY = "r"
+    DONE = "d"
+    ERROR = "e"
+
+    @property
+    def ends_job(self) -> bool:
+        """A job has exactly one event of an ending kind, its last."""
+        return self in (Kind.DONE, Kind.ERROR)
 
 
-def started(worker: str, prompt_tokens: int, attempt: int) -> bytes:
-    return orjson.dumps({"k": STARTED, "worker": worker, "prompt_tokens": prompt_tokens, "attempt": attempt})
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    kind: ClassVar[Kind] = Kind.TOKEN
+
+    def wire(self) -> dict[str, Any]:
+        return {"k": self.kind, "x": self.text}
 
 
-def retry(attempt: int, reason: str) -> bytes:
-    return orjson.dumps({"k": RETRY, "attempt": attempt, "reason": reason})
+@dataclass(frozen=True, slots=True)
+class Started:
+    worker: str
+    prompt_tokens: int
+    attempt: int
+    kind: ClassVar[Kind] = Kind.STARTED
+
+    def wire(self) -> dict[str, Any]:
+        return {"k": self.kind, "worker": self.worker, "prompt_tokens": self.prompt_tokens, "attempt": self.attempt}
 
 
-def done(response: dict[str, Any]) -> bytes:
-    return orjson.dumps({"k": DONE, "response": response})
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempt: int
+    reason: str
+    kind: ClassVar[Kind] = Kind.RETRY
+
+    def wire(self) -> dict[str, Any]:
+        return {"k": self.kind, "attempt": self.attempt, "reason": self.reason}
 
 
-def error(
-    status: int,
-    type_: str,
-    code: str | None,
-    message: str,
-    param: str | None = None,
-    partial: dict[str, Any] | None = None,
-) -> bytes:
-    """The terminal error; `partial` keeps the response generated before it (timeouts, cancels)."""
-    body = {"message": message, "type": type_, "param": param, "code": code}
-    return orjson.dumps({"k": ERROR, "status": status, "error": body, "partial": partial})
+@dataclass(frozen=True, slots=True)
+class Done:
+    response: dict[str, Any]
+    kind: ClassVar[Kind] = Kind.DONE
+
+    def wire(self) -> dict[str, Any]:
+        return {"k": self.kind, "response": self.response}
 
 
-def decode(raw: bytes) -> tuple[int, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The terminal error: an HTTP status and OpenAI error object; `partial` keeps what was generated before it."""
+
+    status: int
+    error: dict[str, Any]
+    partial: dict[str, Any] | None = None
+    kind: ClassVar[Kind] = Kind.ERROR
+
+    @classmethod
+    def of(
+        cls,
+        status: int,
+        type_: str,
+        code: str | None,
+        message: str,
+        param: str | None = None,
+        partial: dict[str, Any] | None = None,
+    ) -> "Failed":
+        return cls(status, {"message": message, "type": type_, "param": param, "code": code}, partial)
+
+    def wire(self) -> dict[str, Any]:
+        return {"k": self.kind, "status": self.status, "error": self.error, "partial": self.partial}
+
+
+Event = Token | Started | Retry | Done | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class StopReason:
+    """Why llamaq itself ends a job (a cancel, a batch's window): the terminal error it gets."""
+
+    status: int
+    code: str
+    message: str
+
+    def event(self) -> Failed:
+        return Failed.of(self.status, "invalid_request_error", self.code, self.message)
+
+
+def encode(event: Event) -> bytes:
+    return orjson.dumps(event.wire())
+
+
+def parse(wire: dict[str, Any]) -> Event:
+    """The typed event of a wire object."""
+    kind = Kind(wire["k"])
+    if kind is Kind.TOKEN:
+        return Token(wire["x"])
+    if kind is Kind.STARTED:
+        return Started(wire["worker"], int(wire["prompt_tokens"]), int(wire["attempt"]))
+    if kind is Kind.RETRY:
+        return Retry(int(wire["attempt"]), wire["reason"])
+    if kind is Kind.DONE:
+        return Done(wire["response"])
+    return Failed(int(wire["status"]), wire["error"], wire.get("partial"))
+
+
+def decode(raw: bytes) -> tuple[int, Event]:
     """Split `<seq>|<json>` into its sequence number and event."""
     head, _, body = raw.partition(b"|")
-    return int(head), orjson.loads(body)
+    return int(head), parse(orjson.loads(body))
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> tuple[int, Event]:
+    """The sequence number and event of a replay-stream entry."""
+    return int(fields[STREAM_SEQ.encode()]), parse(orjson.loads(fields[STREAM_EVENT.encode()]))

@@ -7,20 +7,8 @@ LANES = (INTERACTIVE, BATCH)
 
 
 def queue_name(model: str, lane: str) -> str:
-    """RQ queue name of a model's lane; RQ stores it at `rq:queue:<name>`."""
+    """RQ queue name of a model's lane (its RQ keys are named in shared/rqcontract.py)."""
     return f"{PREFIX}:{model}:{lane}"
-
-
-def rq_queue_key(model: str, lane: str) -> str:
-    return f"rq:queue:{queue_name(model, lane)}"
-
-
-def rq_job_key(job_id: str) -> str:
-    return f"rq:job:{job_id}"
-
-
-def rq_queues_set() -> str:
-    return "rq:queues"
 
 
 def job_key(job_id: str) -> str:
@@ -110,8 +98,3 @@ def file_lines_key(file_id: str) -> str:
 
 def reaper_lock_key() -> str:
     return f"{PREFIX}:reaper:lock"
-
-
-def rq_started_key(model: str, lane: str) -> str:
-    """RQ's started-job registry of a lane (members `<job id>:<execution id>`)."""
-    return f"rq:wip:{queue_name(model, lane)}"

@@ -17,12 +17,11 @@ from rq.timeouts import TimerDeathPenalty
 
 from api.admission import Admission, Admitted
 from shared import names
-from shared.jobs import ChatMessage, JobPayload, Params, new_job_id
+from shared.payload import ChatMessage, JobPayload, Params, new_job_id
 from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.engine import Engine
-from worker.main import build_worker
-from worker.runner import ModelWorker
+from worker.runner import ModelWorker, build_worker
 from worker.sink import Scripts
 
 MODEL = "fake-model"

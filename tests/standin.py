@@ -11,10 +11,11 @@ from typing import Any
 
 import fakeredis
 
-from shared import events, names, objects
+from shared import events, names, objects, rqcontract
 from shared.emission import emission
-from shared.jobs import Status, response_id
+from shared.payload import response_id
 from shared.settings import Settings
+from shared.states import Status
 from worker.sink import Scripts
 
 
@@ -31,7 +32,7 @@ class StandInWorker:
         return Scripts(self.redis)
 
     def pop(self, lane: str = names.BATCH) -> str | None:
-        raw = self.redis.lpop(names.rq_queue_key(self.model, lane))
+        raw = self.redis.lpop(rqcontract.queue_key(self.model, lane))
         return raw.decode() if raw else None
 
     def take(self, lane: str = names.BATCH, timeout: float = 10.0) -> str:
@@ -51,28 +52,28 @@ class StandInWorker:
         if attempt < 0:
             return False
         self.attempts[job_id] = attempt
-        self.emit(job_id, events.started(self.name, 3, attempt), events.STARTED)
+        self.emit(job_id, events.Started(self.name, 3, attempt))
         return True
 
-    def emit(self, job_id: str, event: bytes, kind: str, terminal: str = "") -> int:
+    def emit(self, job_id: str, event: events.Event, terminal: Status | None = None) -> int:
         """EMIT's answer: -1 refused, 0 appended, 1 appended and cancellation requested."""
         attempt = self.attempts.get(job_id, "")
-        keys, args = emission(self.settings, job_id, event, kind, attempt=attempt, terminal=terminal)
+        keys, args = emission(self.settings, job_id, event, attempt=attempt, terminal=terminal)
         return int(self.scripts.emit(keys=keys, args=args))
 
     def tokens(self, job_id: str, pieces: list[str]) -> list[int]:
-        return [self.emit(job_id, events.token(piece), events.TOKEN) for piece in pieces]
+        return [self.emit(job_id, events.Token(piece)) for piece in pieces]
 
     def finish(self, job_id: str, text: str = "ok") -> dict[str, Any]:
         kind, created = (value.decode() for value in self.redis.hmget(names.job_key(job_id), ["kind", "created_at"]))
         build = objects.chat_completion if kind == "chat" else objects.text_completion
         response = build(response_id(job_id, kind), self.model, int(float(created)), text, "stop", objects.usage(3, 1))
-        self.emit(job_id, events.done(response), events.DONE, Status.COMPLETED)
+        self.emit(job_id, events.Done(response), Status.COMPLETED)
         return response
 
     def fail(self, job_id: str, status: int = 400, code: str = "context_length_exceeded") -> None:
-        event = events.error(status, "invalid_request_error", code, "The prompt is too long.", "messages")
-        self.emit(job_id, event, events.ERROR, Status.FAILED)
+        event = events.Failed.of(status, "invalid_request_error", code, "The prompt is too long.", "messages")
+        self.emit(job_id, event, Status.FAILED)
 
     def run(self, job_id: str, text: str = "ok") -> dict[str, Any]:
         assert self.start(job_id)

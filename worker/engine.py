@@ -7,8 +7,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.errors import ContextLengthExceeded, InvalidRequest
-from shared.jobs import JobPayload, Params
+from shared.errors import InvalidRequest
+from shared.payload import JobPayload, Params, check_context
 
 # Used when a GGUF carries no chat template of its own.
 CHATML = (
@@ -41,7 +41,7 @@ class Prepared:
 
 
 @dataclass
-class Generation:
+class Progress:
     """Progress of one generation, filled in as its pieces are consumed."""
 
     prompt_tokens: int
@@ -73,17 +73,8 @@ class Engine:
         else:
             tokens = self.llama.tokenize((job.prompt or "").encode(), add_bos=True, special=False)
         n_ctx = self.llama.n_ctx()
+        check_context(job, n_ctx, len(tokens), exact=True)
         limit = job.params.max_tokens
-        wanted = len(tokens) + (limit or 0)
-        if len(tokens) >= n_ctx or wanted > n_ctx:
-            param = "messages" if job.kind == "chat" else "prompt"
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {n_ctx} tokens. "
-                f"However, you requested {wanted} tokens ({len(tokens)} in the {param}, "
-                f"{limit or 0} in the completion). "
-                f"Please reduce the length of the {param} or completion.",
-                param=param,
-            )
         max_tokens = limit if limit is not None else n_ctx - len(tokens)
         if limit is None and job.params.default_max_tokens is not None:
             max_tokens = min(max_tokens, job.params.default_max_tokens)
@@ -102,7 +93,7 @@ class Engine:
                 "response_format.json_schema could not be turned into a grammar", param="response_format"
             ) from exc
 
-    def generate(self, prepared: Prepared, params: Params, progress: Generation) -> Iterator[str]:
+    def generate(self, prepared: Prepared, params: Params, progress: Progress) -> Iterator[str]:
         """Yield text pieces; `progress` holds the token count and finish reason."""
         seed = params.seed if params.seed is not None else random.getrandbits(32)
         self.llama.set_seed(seed & 0xFFFFFFFF)
@@ -128,7 +119,7 @@ class Engine:
             tokens.close()
             self._release_sampler()
 
-    def _pieces(self, tokens: Iterable[int], prepared: Prepared, progress: Generation) -> Iterator[str]:
+    def _pieces(self, tokens: Iterable[int], prepared: Prepared, progress: Progress) -> Iterator[str]:
         stops = StopMatcher(prepared.stops)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for token in tokens:

@@ -8,27 +8,17 @@ import time
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.serializers import JSONSerializer
 
-from shared import names
 from shared.logs import configure_logging
 from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.memory import hand_back_freed_memory
 from worker.model import load_engine
 from worker.presence import Presence
-from worker.runner import LaneQueue, ModelWorker
+from worker.runner import build_worker
 from worker.sink import Scripts
 
 logger = logging.getLogger(__name__)
-
-
-def build_worker(settings: Settings, redis: Redis, context: WorkerContext) -> ModelWorker:
-    queues = [
-        LaneQueue(names.queue_name(settings.model_name, lane), connection=redis, serializer=JSONSerializer)
-        for lane in names.LANES
-    ]
-    return ModelWorker(queues, context=context, serializer=JSONSerializer, log_job_description=False)
 
 
 def main(settings: Settings) -> None:
@@ -57,7 +47,7 @@ def serve(settings: Settings, redis: Redis, context: WorkerContext) -> None:
     while True:
         worker = build_worker(settings, redis, context)
         worker.work(logging_level=settings.log_level)
-        if worker._shutdown_requested_date is not None:
+        if worker.stopped_on_request:
             return
         logger.warning("worker loop ended without a stop request; waiting for Redis to restart it")
         _wait_for_redis(redis)

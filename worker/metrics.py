@@ -1,18 +1,8 @@
 """Timings and token counts of one job, added to the shared metrics hash when the job ends."""
 
 import time
-from datetime import datetime
-
-from rq import get_current_job
 
 from shared.jobmetrics import JobFigures
-
-
-def enqueued_at() -> float | None:
-    """Unix time the API enqueued the running RQ job (the API's clock), or None outside RQ."""
-    job = get_current_job()
-    stamp: datetime | None = getattr(job, "enqueued_at", None)
-    return stamp.timestamp() if stamp is not None else None
 
 
 class JobClock:

@@ -5,10 +5,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from shared.jobs import ChatMessage, JobPayload, Params
+from shared.payload import ChatMessage, JobPayload, Params
 from shared.settings import Settings
 from worker import llamalib
-from worker.engine import CHATML, Engine, Generation
+from worker.engine import CHATML, Engine, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -83,5 +83,5 @@ def warm_up(engine: Engine) -> None:
         params=Params(max_tokens=4, temperature=0.0, seed=0),
     )
     prepared = engine.prepare(job)
-    for _ in engine.generate(prepared, job.params, Generation(len(prepared.tokens))):
+    for _ in engine.generate(prepared, job.params, Progress(len(prepared.tokens))):
         pass

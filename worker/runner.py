@@ -1,4 +1,8 @@
-"""RQ, adapted: no fork, two lanes dequeued without loss, and the model handed to each job."""
+"""RQ, adapted: no fork, two lanes dequeued without loss, and the model handed to each job.
+
+The worker's one door to RQ (the contract is `shared/rqcontract.py`): nothing else in `worker/`
+imports RQ or reads its records.
+"""
 
 import logging
 from collections.abc import Iterable, Sequence
@@ -6,11 +10,14 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, get_current_job
 from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.utils import as_text
 
+from shared import names
+from shared.rqcontract import JSONSerializer
+from shared.settings import Settings
 from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -99,3 +106,23 @@ class ModelWorker(SimpleWorker):
             super().teardown()
         except (RedisError, OSError):
             logger.warning("worker loop ended with Redis unreachable; not deregistered (the record expires)")
+
+    @property
+    def stopped_on_request(self) -> bool:
+        """The loop ended because the worker was asked to stop (a signal), not because Redis went away."""
+        return self._shutdown_requested_date is not None
+
+
+def build_worker(settings: Settings, redis: Redis, context: WorkerContext) -> ModelWorker:
+    """A worker on the model's lanes, interactive first; jobs travel as JSON (never pickle)."""
+    queues = [
+        LaneQueue(names.queue_name(settings.model_name, lane), connection=redis, serializer=JSONSerializer)
+        for lane in names.LANES
+    ]
+    return ModelWorker(queues, context=context, serializer=JSONSerializer, log_job_description=False)
+
+
+def enqueued_at() -> float | None:
+    """Unix time the API enqueued the running RQ job (the API's clock), or None outside RQ."""
+    stamp = getattr(get_current_job(), "enqueued_at", None)
+    return stamp.timestamp() if stamp is not None else None

@@ -10,9 +10,9 @@ from redis import Redis
 from shared import events, names
 from shared.emission import emission
 from shared.errors import LlamaqError
-from shared.jobs import Status
-from shared.scripts import CLAIM, EMIT
+from shared.scripts import CLAIM, EMIT, NOT_CLAIMED, EmitOutcome
 from shared.settings import Settings
+from shared.states import Status
 
 
 class Refused(Exception):
@@ -39,38 +39,40 @@ class EventSink:
         keys = [names.job_key(self._job_id), names.heartbeat_key(self._job_id)]
         args = [worker, time.time(), self._settings.heartbeat_ttl, self._settings.result_ttl]
         attempt = int(self._scripts.claim(keys=keys, args=args))
-        self.attempt = max(attempt, 0)
-        return attempt > 0
+        if attempt == NOT_CLAIMED:
+            return False
+        self.attempt = attempt
+        return True
 
-    def _emit(self, event: bytes, kind: str, terminal: str = "") -> bool:
+    def _emit(self, event: events.Event, terminal: Status | None = None) -> bool:
         """Append an event; True when the job's cancellation was requested."""
-        keys, args = emission(self._settings, self._job_id, event, kind, attempt=self.attempt, terminal=terminal)
-        result = int(self._scripts.emit(keys=keys, args=args))
-        if result < 0:
+        keys, args = emission(self._settings, self._job_id, event, attempt=self.attempt, terminal=terminal)
+        result = EmitOutcome(int(self._scripts.emit(keys=keys, args=args)))
+        if result is EmitOutcome.REFUSED:
             raise Refused(self._job_id)
-        return result == 1
+        return result is EmitOutcome.CANCEL_REQUESTED
 
     def started(self, worker: str, prompt_tokens: int) -> bool:
-        return self._emit(events.started(worker, prompt_tokens, self.attempt), events.STARTED)
+        return self._emit(events.Started(worker, prompt_tokens, self.attempt))
 
     def token(self, text: str) -> bool:
         """Queue a token event; True once a cancellation is seen (one token late: sends overlap decoding)."""
         if self._tokens is None:
             self._tokens = TokenSender(self._emit_tokens)
-        return self._tokens.put(events.token(text))
+        return self._tokens.put(events.Token(text))
 
-    def _emit_tokens(self, batch: list[bytes]) -> bool:
+    def _emit_tokens(self, batch: list[events.Token]) -> bool:
         if len(batch) == 1:
             # The usual case; a pipeline would add a SCRIPT EXISTS round trip.
-            return self._emit(batch[0], events.TOKEN)
+            return self._emit(batch[0])
         with self._scripts.redis.pipeline(transaction=False) as pipe:
             for event in batch:
-                keys, args = emission(self._settings, self._job_id, event, events.TOKEN, attempt=self.attempt)
+                keys, args = emission(self._settings, self._job_id, event, attempt=self.attempt)
                 self._scripts.emit(keys=keys, args=args, client=pipe)
-            results = [int(result) for result in pipe.execute()]
-        if min(results) < 0:
+            results = [EmitOutcome(int(result)) for result in pipe.execute()]
+        if EmitOutcome.REFUSED in results:
             raise Refused(self._job_id)
-        return max(results) == 1
+        return EmitOutcome.CANCEL_REQUESTED in results
 
     def _flush(self) -> None:
         tokens, self._tokens = self._tokens, None
@@ -80,15 +82,15 @@ class EventSink:
     def done(self, response: dict[str, Any]) -> None:
         self.finished = True
         self._flush()
-        self._emit(events.done(response), events.DONE, Status.COMPLETED)
+        self._emit(events.Done(response), Status.COMPLETED)
 
     def error(self, exc: LlamaqError, status: Status = Status.FAILED, partial: dict[str, Any] | None = None) -> None:
         self.finished = True
         try:
             self._flush()
         finally:
-            event = events.error(exc.status, exc.type, exc.code, exc.message, exc.param, partial)
-            self._emit(event, events.ERROR, status)
+            event = events.Failed.of(exc.status, exc.type, exc.code, exc.message, exc.param, partial)
+            self._emit(event, status)
 
 
 class TokenSender:
@@ -101,7 +103,7 @@ class TokenSender:
 
     def __init__(self, send: Any) -> None:
         self._send = send
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[events.Token | None] = queue.SimpleQueue()
         self._cancelled = False
         self._failure: BaseException | None = None
         self._idle = threading.Event()
@@ -109,7 +111,7 @@ class TokenSender:
         self._thread = threading.Thread(target=self._loop, name="llamaq-tokens", daemon=True)
         self._thread.start()
 
-    def put(self, event: bytes) -> bool:
+    def put(self, event: events.Token) -> bool:
         """Queue `event`; True when cancellation was requested. Re-raises a failed send (e.g. Refused)."""
         self._idle.wait()
         if self._failure is not None:

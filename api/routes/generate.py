@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from api.deps import AdmissionDep, OwnerDep, RelayDep, SettingsDep
-from api.generation import Generation
 from api.payloads import chat_payload, completion_payload
+from api.responder import Responder
 from shared.schemas import ChatCompletionRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["generation"])
@@ -24,7 +24,7 @@ async def create_chat_completion(
 ) -> Any:
     payload = chat_payload(body, settings)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Generation(request, relay, admission, settings).serve(
+    return await Responder(request, relay, admission, settings).serve(
         payload, owner, bool(body.stream), include_usage, idempotency_key or ""
     )
 
@@ -41,6 +41,6 @@ async def create_completion(
 ) -> Any:
     payload = completion_payload(body, settings)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Generation(request, relay, admission, settings).serve(
+    return await Responder(request, relay, admission, settings).serve(
         payload, owner, bool(body.stream), include_usage, idempotency_key or ""
     )

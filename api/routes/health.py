@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 from redis.exceptions import RedisError
 
-from api import capacity
+from api import capacity, rqrecords
 from api.deps import RedisDep, RelayDep
 from api.jsonresponse import OrjsonResponse
 from shared import names
@@ -50,6 +50,6 @@ async def _models(redis: RedisDep) -> dict[str, Any]:
         out[model] = {
             "workers": len(workers),
             "busy": sum(1 for s in states if s == b"busy"),
-            "queued": {lane: await redis.llen(names.rq_queue_key(model, lane)) for lane in names.LANES},
+            "queued": await rqrecords.queue_lengths(redis, model),
         }
     return out

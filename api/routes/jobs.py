@@ -14,8 +14,8 @@ from api.deps import AdmissionDep, OwnerDep, RedisDep, RelayDep, SettingsDep
 from api.jobviews import job_object, load
 from api.jsonresponse import OrjsonResponse
 from api.listing import page
+from api.middleware.request_log import annotate
 from api.payloads import payload_for, within
-from api.requestlog import annotate
 from api.streaming import sse
 from shared import events, names
 from shared.errors import InvalidRequest
@@ -98,7 +98,12 @@ async def job_events(
     )
 
 
-_NAMES = {events.TOKEN: "token", events.STARTED: "started", events.RETRY: "retry", events.DONE: "done"}
+_NAMES = {
+    events.Kind.TOKEN: "token",
+    events.Kind.STARTED: "started",
+    events.Kind.RETRY: "retry",
+    events.Kind.DONE: "done",
+}
 
 
 async def _events(relay: Any, job_id: str, after: int, open_for: float) -> AsyncIterator[bytes]:
@@ -111,8 +116,7 @@ async def _events(relay: Any, job_id: str, after: int, open_for: float) -> Async
                 yield b": keep-alive\n\n"
                 continue
             seq, event = got
-            name = _NAMES.get(event["k"], "error")
-            yield sse(event, seq, name)
-            if event["k"] in events.TERMINAL_KINDS:
+            yield sse(event.wire(), seq, _NAMES.get(event.kind, "error"))
+            if event.kind.ends_job:
                 return
         yield sse({}, name="timeout")

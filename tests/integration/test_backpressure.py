@@ -10,7 +10,7 @@ import openai
 import pytest
 from redis import Redis
 
-from shared import names
+from shared import names, rqcontract
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.stack import Stack, running_stack
 
@@ -84,7 +84,7 @@ def test_concurrent_requests_never_overfill_the_queue(fresh_redis_url: str, logs
         with ThreadPoolExecutor(total) as pool:
             outcomes = list(pool.map(submit, range(total)))
         assert outcomes.count("admitted") == limit and outcomes.count("full") == total - limit
-        assert redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == limit
+        assert redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == limit
 
         redis.zadd(names.model_workers_key(MODEL), {"paused": time.time() - 1})
         with pytest.raises(openai.InternalServerError) as refused:
@@ -132,7 +132,7 @@ def test_a_waiting_client_that_leaves_cancels_its_queued_job(stack: Stack, clien
     state = wait_for(lambda: (r := record(redis, waiting_job)).get("status") in TERMINAL and r, "queued job ended")
     assert state["status"] == "cancelled"
     assert state["attempt"] == "0" and "started_at" not in state
-    assert redis.lpos(names.rq_queue_key(MODEL, names.INTERACTIVE), waiting_job) is None
+    assert redis.lpos(rqcontract.queue_key(MODEL, names.INTERACTIVE), waiting_job) is None
     long.close()
     wait_for(lambda: record(redis, busy_job).get("status") in TERMINAL, "busy job ended")
     # The worker is idle again and never picked the cancelled job up.

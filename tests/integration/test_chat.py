@@ -15,8 +15,8 @@ import openai
 import pytest
 from redis import Redis
 
-from shared import names
-from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION
+from shared import names, rqcontract
+from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.integration.sse import chunks, data_lines
 from tests.spec import assert_conforms
@@ -224,7 +224,7 @@ def test_job_record_is_json_with_a_fixed_description(stack: Stack, client: opena
     marker = "Marker-7f3a: describe a lighthouse."
     reply = ask(client, messages=[{"role": "user", "content": marker}], max_tokens=4, seed=1)
     with Redis.from_url(stack.redis_url) as redis:
-        record = redis.hgetall(names.rq_job_key(job_id(reply.id)))
+        record = redis.hgetall(rqcontract.job_key(job_id(reply.id)))
         # The worker stores RQ's result after it sent the reply's terminal event: give it a moment.
         deadline = time.monotonic() + 10
         while not (results := redis.xrange(f"rq:results:{job_id(reply.id)}")) and time.monotonic() < deadline:

@@ -166,7 +166,7 @@ def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Pa
             started = [
                 orjson.loads(fields[b"e"])
                 for _, fields in redis.xrange(names.events_key(job))
-                if orjson.loads(fields[b"e"])["k"] == events.STARTED
+                if orjson.loads(fields[b"e"])["k"] == events.Kind.STARTED
             ]
             assert [event["worker"] for event in started] == [recorded]
             ran_on[job] = recorded

@@ -16,8 +16,8 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from shared import names
-from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION
+from shared import names, rqcontract
+from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.integration.secured import password_redis
 from tests.stack import ROOT, Stack, free_port, running_stack, wait_http
@@ -76,7 +76,7 @@ def test_destructive_actions_are_off(dashboard: Stack) -> None:
         reply = httpx.request(method, f"{dashboard.base_url}{path}", headers=basic(DASHBOARD_KEY), timeout=10)
         assert reply.status_code == 403 and reply.json()["error"]["code"] == "dashboard_read_only"
     with Redis.from_url(dashboard.redis_url) as redis:
-        assert redis.exists(names.rq_job_key("job_hostile")) == 1
+        assert redis.exists(rqcontract.job_key("job_hostile")) == 1
 
 
 def test_no_prompt_reaches_what_it_shows(dashboard: Stack) -> None:

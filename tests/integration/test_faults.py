@@ -11,7 +11,7 @@ import openai
 import pytest
 from redis import Redis
 
-from shared import names
+from shared import names, rqcontract
 from tests.integration.test_backpressure import COUNTING, MODEL, TERMINAL, job_of, record, wait_for
 from tests.stack import Stack, running_stack
 
@@ -25,7 +25,7 @@ def worker_pid(redis: Redis, job_id: str) -> int:
 
 
 def started_registry(redis: Redis) -> int:
-    return sum(redis.zcard(names.rq_started_key(MODEL, lane)) for lane in names.LANES)
+    return sum(redis.zcard(rqcontract.started_key(MODEL, lane)) for lane in names.LANES)
 
 
 def test_a_worker_killed_mid_generation(fresh_redis_url: str, logs_dir: Path) -> None:

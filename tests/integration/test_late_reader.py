@@ -61,7 +61,7 @@ async def follow_late(redis_url: str, job: str, resume: Any) -> tuple[bytes, lis
             status = await redis.hget(names.job_key(job), "status")
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
-            while not got or got[-1][1]["k"] not in events.TERMINAL_KINDS:
+            while not got or not got[-1][1].kind.ends_job:
                 event = await follower.next(deadline)
                 assert event is not None, "no terminal event before the deadline"
                 got.append(event)
@@ -87,12 +87,12 @@ def test_relay_attached_mid_job_gets_every_token(stack: Stack, client: openai.Op
         record = redis.hgetall(names.job_key(job))
     assert status == b"in_progress" and already >= 6, "the reader attached while the job ran"
     assert [seq for seq, _ in got] == list(range(1, int(record[b"seq"]) + 1)), "every event, in order, once"
-    kinds = [event["k"] for _, event in got]
-    assert kinds[0] == events.STARTED and kinds[-1] == events.DONE
-    assert kinds.count(events.DONE) == 1 and events.ERROR not in kinds
-    tokens = [event["x"] for _, event in got if event["k"] == events.TOKEN]
+    kinds = [event.kind for _, event in got]
+    assert kinds[0] == events.Kind.STARTED and kinds[-1] == events.Kind.DONE
+    assert kinds.count(events.Kind.DONE) == 1 and events.Kind.ERROR not in kinds
+    tokens = [event.text for _, event in got if isinstance(event, events.Token)]
     assert len(tokens) == int(record[b"tokens"])
-    response = got[-1][1]["response"]
+    response = got[-1][1].response
     assert "".join(tokens) == response["choices"][0]["message"]["content"]
     assert 5 < response["usage"]["completion_tokens"] <= 128
     # The client, which read nothing past its first chunk all this time, gets the same text.

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from redis import Redis
 
-from shared import names
+from shared import names, rqcontract
 from shared.settings import DEFAULT_MODEL_NAME
 from tests.stack import Stack
 
@@ -46,7 +46,7 @@ def _wait(check: object, what: str, timeout: float = 60.0) -> None:
 
 
 def _enqueued_at(redis: Redis, job_id: str) -> float:
-    stamp = redis.hget(names.rq_job_key(job_id), "enqueued_at").decode()
+    stamp = redis.hget(rqcontract.job_key(job_id), "enqueued_at").decode()
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -55,7 +55,7 @@ def test_interactive_requests_overtake_a_running_batch(stack: Stack, client: ope
         input_file_id=_batch_file(client), endpoint="/v1/chat/completions", completion_window="1h"
     )
     redis = Redis.from_url(stack.redis_url)
-    batch_lane = names.rq_queue_key(DEFAULT_MODEL_NAME, names.BATCH)
+    batch_lane = rqcontract.queue_key(DEFAULT_MODEL_NAME, names.BATCH)
     try:
         # Running, and with work waiting behind the running line, so there is something to overtake.
         _wait(

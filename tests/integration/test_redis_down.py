@@ -8,7 +8,7 @@ import openai
 import pytest
 from redis import Redis
 
-from shared import names
+from shared import names, rqcontract
 from shared.redis_server import RedisServer
 from tests.integration.test_backpressure import COUNTING, MODEL, TERMINAL, wait_for
 from tests.stack import running_stack
@@ -38,7 +38,7 @@ def test_redis_down_and_back(tmp_path: Path) -> None:
             for _ in range(4):
                 next(streaming)
             jobs = [_submit(stack.base_url, 120) for _ in range(4)]
-            waiting = [j.decode() for j in redis.lrange(names.rq_queue_key(MODEL, names.BATCH), 0, -1)]
+            waiting = [j.decode() for j in redis.lrange(rqcontract.queue_key(MODEL, names.BATCH), 0, -1)]
             assert len(waiting) >= 2
             redis.close()
             server.stop()

@@ -130,7 +130,7 @@ def test_prompt_over_the_context_is_refused_by_the_worker(
         record = redis.hgetall(names.job_key(job))
         kinds = [orjson.loads(fields[b"e"])["k"] for _, fields in redis.xrange(names.events_key(job))]
     assert record[b"status"] == b"failed" and record[b"tokens"] == b"0"
-    assert kinds == [events.ERROR], "exactly one terminal event, and nothing before it"
+    assert kinds == [events.Kind.ERROR], "exactly one terminal event, and nothing before it"
     assert orjson.loads(record[b"terminal"])["error"]["code"] == "context_length_exceeded"
     streamed = error_of(post(stack, path, {**body, "stream": True}))
     assert streamed["code"] == "context_length_exceeded"

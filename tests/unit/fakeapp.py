@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.stopping import stop_task
-from shared import names
+from shared import names, rqcontract
 from shared.settings import Settings
 from tests.fakes import register_worker
 from tests.standin import StandInWorker
@@ -40,7 +40,7 @@ class FakeApp:
         """Jobs created so far: llamaq job records plus anything waiting in a lane."""
         records = [key async for key in self.redis.scan_iter(match=names.job_key("*"))]
         jobs = {key for key in records if key.count(b":") == 2}
-        queued = [await self.redis.llen(names.rq_queue_key(MODEL, lane)) for lane in names.LANES]
+        queued = [await self.redis.llen(rqcontract.queue_key(MODEL, lane)) for lane in names.LANES]
         return len(jobs) + sum(queued)
 
 

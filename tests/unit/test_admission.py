@@ -4,7 +4,7 @@ import asyncio
 import math
 import time
 
-from shared import names
+from shared import names, rqcontract
 from tests.unit.fakeapp import MODEL, drain, fake_app
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -13,7 +13,7 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_to
 async def _fill(redis, lane: str, count: int) -> None:  # type: ignore[no-untyped-def]
     """Jobs already waiting (no worker takes them: the model is registered, nothing drains it)."""
     if count:
-        await redis.rpush(names.rq_queue_key(MODEL, lane), *[f"job_waiting{i}" for i in range(count)])
+        await redis.rpush(rqcontract.queue_key(MODEL, lane), *[f"job_waiting{i}" for i in range(count)])
 
 
 def _is_error(body: dict, status_code: str, type_: str) -> None:  # type: ignore[type-arg]
@@ -33,7 +33,7 @@ async def test_full_lane_is_429_with_retry_after_from_depth_workers_and_mean_tim
         _is_error(reply.json(), "queue_full", "rate_limit_error")
         # 3 waiting x 4 s mean / 2 live workers
         assert reply.headers["retry-after"] == str(math.ceil(3 * 4.0 / 2))
-        assert await fake.redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == 3
+        assert await fake.redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == 3
         assert await fake.job_count() == 3
 
 
@@ -55,7 +55,7 @@ async def test_batch_lane_has_its_own_limit() -> None:
         job = {"endpoint": "/v1/chat/completions", "body": CHAT}
         statuses = [(await fake.client.post("/v1/jobs", json=job)).status_code for _ in range(3)]
         assert statuses == [202, 202, 429]
-        assert await fake.redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 2
+        assert await fake.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 2
 
 
 async def test_no_live_worker_is_503_and_nothing_is_enqueued() -> None:
@@ -90,7 +90,7 @@ async def test_concurrent_submits_never_overfill_the_lane() -> None:
         replies = await asyncio.gather(*[fake.client.post("/v1/chat/completions", json=CHAT) for _ in range(total)])
         statuses = sorted(reply.status_code for reply in replies)
         assert statuses == [429] * (total - limit) + [504] * limit
-        assert await fake.redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == limit
+        assert await fake.redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == limit
         assert await fake.job_count() == 2 * limit  # each admitted job: one record, one queue entry
 
 

@@ -11,9 +11,10 @@ import pytest
 from api.admission import Admission
 from api.batch_runner import BatchRunner
 from api.batches import create_batch, load_batch
-from shared import names
+from shared import events, names, rqcontract
 from shared.schemas import BatchCreate
 from shared.settings import Settings
+from shared.states import Status
 from tests.fakes import register_worker
 from tests.spec import assert_conforms
 from tests.unit.jobs_app import CHAT, CONTEXT, MODEL, JobsApp, jobs_app, line
@@ -79,20 +80,16 @@ def test_cancel_ends_queued_lines_at_once_and_running_ones_at_their_next_token(j
     batch = jobs.create_batch(jobs.upload([line("a"), line("b"), line("c")])["id"])
     running = jobs.worker.take()
     jobs.worker.start(running)
-    jobs.wait_batch(batch["id"], lambda _: jobs.redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 2)
+    jobs.wait_batch(batch["id"], lambda _: jobs.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 2)
 
     cancelling = jobs.http.post(f"/v1/batches/{batch['id']}/cancel").json()
     assert cancelling["status"] == "cancelling" and cancelling["cancelling_at"] >= cancelling["created_at"]
     jobs.wait_batch(batch["id"], lambda b: b["request_counts"]["failed"] == 2)
-    assert jobs.redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 0
+    assert jobs.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0
     assert jobs.batch(batch["id"])["status"] == "cancelling"
     assert jobs.worker.tokens(running, ["x"]) == [1]
     jobs.worker.emit(
-        running,
-        b'{"k":"e","status":499,"error":{"message":"cancelled","type":"invalid_request_error","param":null,'
-        b'"code":"cancelled"},"partial":null}',
-        "e",
-        "cancelled",
+        running, events.Failed.of(499, "invalid_request_error", "cancelled", "cancelled"), Status.CANCELLED
     )
 
     cancelled = jobs.batch(batch["id"])
@@ -162,7 +159,7 @@ async def test_a_line_that_cannot_be_enqueued_still_ends_in_the_error_file() -> 
 
     record = await load_batch(redis, batch_id, "public")
     assert (record["failed"], record["enqueued"]) == ("1", "2")
-    assert await redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 1
+    assert await redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 1
     (error,) = await redis.lrange(names.batch_lines_key(batch_id, "errors"), 0, -1)
     assert orjson.loads(error)["custom_id"] == "long"
     assert orjson.loads(error)["response"]["body"]["error"]["code"] == "context_length_exceeded"

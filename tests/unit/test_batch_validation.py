@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from shared import names
+from shared import names, rqcontract
 from tests.spec import assert_conforms
 from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app, line
 
@@ -29,9 +29,9 @@ def test_a_good_file_goes_in_progress_with_every_line_on_the_batch_lane(jobs: Jo
     assert batch["request_counts"] == {"total": 3, "completed": 0, "failed": 0}
     assert batch["in_progress_at"] >= batch["created_at"]
     assert_conforms("Batch", batch)
-    lane = names.rq_queue_key(MODEL, names.BATCH)
+    lane = rqcontract.queue_key(MODEL, names.BATCH)
     jobs.wait_batch(batch["id"], lambda _: jobs.redis.llen(lane) == 3)
-    assert jobs.redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == 0
+    assert jobs.redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == 0
 
 
 MALFORMED = [
@@ -59,7 +59,7 @@ def test_a_malformed_file_fails_validation_naming_the_line(
     assert [error["line"] for error in errors] == [bad_line]
     assert errors[0]["code"] == code or (code is None and errors[0]["param"].startswith("body."))
     assert errors[0]["message"]
-    assert jobs.redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 0
+    assert jobs.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0
 
 
 def test_a_prompt_that_cannot_fit_the_context_fails_validation() -> None:

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
 
 from api.dashboard import HIDDEN_CALL, scrub, standalone
-from api.dashboard_guard import DashboardGuard, presented_secret
+from api.middleware.dashboard_guard import DashboardGuard, presented_secret
 from shared.keys import key_matches
 from shared.settings import Settings
 

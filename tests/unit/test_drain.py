@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from api.drain import Drain, DrainStreams
+from api.middleware.drain import Drain, DrainStreams
 
 SCOPE: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
 

@@ -25,8 +25,8 @@ def redis() -> Iterator[fakeredis.FakeRedis]:
     client.close()
 
 
-def emit(redis: fakeredis.FakeRedis, event: bytes, kind: str, **options: Any) -> int:
-    keys, args = emission(SETTINGS, JOB, event, kind, **options)
+def emit(redis: fakeredis.FakeRedis, event: events.Event, **options: Any) -> int:
+    keys, args = emission(SETTINGS, JOB, event, **options)
     return int(redis.register_script(EMIT)(keys=keys, args=args))
 
 
@@ -44,8 +44,8 @@ def field(redis: fakeredis.FakeRedis, name: str) -> str | None:
     return value.decode() if value is not None else None
 
 
-DONE = events.done({"id": "x"})
-FAILED = events.error(500, "server_error", "internal_error", "boom")
+DONE = events.Done({"id": "x"})
+FAILED = events.Failed.of(500, "server_error", "internal_error", "boom")
 
 
 # --- CLAIM ------------------------------------------------------------------------------------------
@@ -87,14 +87,14 @@ def test_events_get_consecutive_sequence_numbers_in_stream_and_channel(redis: fa
     pubsub = redis.pubsub()
     pubsub.subscribe(names.live_channel(JOB))
     assert pubsub.get_message(timeout=1)["type"] == "subscribe"
-    assert emit(redis, events.started("w1", 5, attempt), events.STARTED, attempt=attempt) == 0
+    assert emit(redis, events.Started("w1", 5, attempt), attempt=attempt) == 0
     for text in ("a", "b"):
-        assert emit(redis, events.token(text), events.TOKEN, attempt=attempt) == 0
+        assert emit(redis, events.Token(text), attempt=attempt) == 0
     live = [events.decode(pubsub.get_message(timeout=1)["data"]) for _ in range(3)]
     pubsub.close()
     assert [seq for seq, _ in live] == [1, 2, 3]
-    assert stream(redis) == live
-    assert [event["k"] for _, event in live] == ["s", "t", "t"]
+    assert stream(redis) == [(seq, event.wire()) for seq, event in live]
+    assert [event.kind for _, event in live] == ["s", "t", "t"]
     assert field(redis, "seq") == "3"
     assert field(redis, "tokens") == "2"
     assert 0 < redis.ttl(names.events_key(JOB)) <= 300
@@ -102,25 +102,25 @@ def test_events_get_consecutive_sequence_numbers_in_stream_and_channel(redis: fa
 
 def test_terminal_event_sets_the_status_and_keeps_the_event(redis: fakeredis.FakeRedis) -> None:
     attempt = claim(redis)
-    assert emit(redis, DONE, events.DONE, attempt=attempt, terminal="completed") == 0
+    assert emit(redis, DONE, attempt=attempt, terminal="completed") == 0
     assert field(redis, "status") == "completed"
-    assert field(redis, "terminal") == DONE.decode()
+    assert field(redis, "terminal") == events.encode(DONE).decode()
     assert field(redis, "finished_at") is not None
 
 
 @pytest.mark.parametrize(
-    ("event", "kind", "terminal"),
-    [(FAILED, events.ERROR, "failed"), (DONE, events.DONE, "completed"), (events.token("x"), events.TOKEN, "")],
+    ("event", "terminal"),
+    [(FAILED, "failed"), (DONE, "completed"), (events.Token("x"), "")],
 )
 def test_nothing_is_appended_after_the_terminal_event(
-    redis: fakeredis.FakeRedis, event: bytes, kind: str, terminal: str
+    redis: fakeredis.FakeRedis, event: events.Event, terminal: str
 ) -> None:
     attempt = claim(redis)
-    assert emit(redis, DONE, events.DONE, attempt=attempt, terminal="completed") == 0
-    assert emit(redis, event, kind, attempt=attempt, terminal=terminal) == -1
-    assert emit(redis, event, kind, terminal=terminal) == -1
+    assert emit(redis, DONE, attempt=attempt, terminal="completed") == 0
+    assert emit(redis, event, attempt=attempt, terminal=terminal) == -1
+    assert emit(redis, event, terminal=terminal) == -1
     assert field(redis, "status") == "completed"
-    assert field(redis, "terminal") == DONE.decode()
+    assert field(redis, "terminal") == events.encode(DONE).decode()
     assert [e["k"] for _, e in stream(redis)] == ["d"]
 
 
@@ -130,25 +130,25 @@ def test_an_event_of_a_stale_attempt_is_refused(redis: fakeredis.FakeRedis) -> N
     redis.hset(names.job_key(JOB), "status", "queued")
     second = claim(redis, "w2")
     assert (first, second) == (1, 2)
-    assert emit(redis, events.token("old"), events.TOKEN, attempt=first) == -1
-    assert emit(redis, DONE, events.DONE, attempt=first, terminal="completed") == -1
+    assert emit(redis, events.Token("old"), attempt=first) == -1
+    assert emit(redis, DONE, attempt=first, terminal="completed") == -1
     assert field(redis, "status") == "in_progress"
-    assert emit(redis, events.token("new"), events.TOKEN, attempt=second) == 0
+    assert emit(redis, events.Token("new"), attempt=second) == 0
     assert [e["x"] for _, e in stream(redis)] == ["new"]
 
 
 def test_expected_status_guards_the_canceller(redis: fakeredis.FakeRedis) -> None:
-    cancelled = events.error(499, "invalid_request_error", "cancelled", "The job was cancelled.")
+    cancelled = events.Failed.of(499, "invalid_request_error", "cancelled", "The job was cancelled.")
     claim(redis)
     # A running job is not ended by the canceller (the worker stops at its next token instead).
-    assert emit(redis, cancelled, events.ERROR, terminal="cancelled", expect="queued") == -1
+    assert emit(redis, cancelled, terminal="cancelled", expect="queued") == -1
     assert field(redis, "status") == "in_progress"
 
 
 def test_a_queued_job_can_be_cancelled_once(redis: fakeredis.FakeRedis) -> None:
-    cancelled = events.error(499, "invalid_request_error", "cancelled", "The job was cancelled.")
-    assert emit(redis, cancelled, events.ERROR, terminal="cancelled", expect="queued") == 0
-    assert emit(redis, cancelled, events.ERROR, terminal="cancelled", expect="queued") == -1
+    cancelled = events.Failed.of(499, "invalid_request_error", "cancelled", "The job was cancelled.")
+    assert emit(redis, cancelled, terminal="cancelled", expect="queued") == 0
+    assert emit(redis, cancelled, terminal="cancelled", expect="queued") == -1
     assert field(redis, "status") == "cancelled"
     assert claim(redis) == -1
     assert len(stream(redis)) == 1
@@ -156,16 +156,16 @@ def test_a_queued_job_can_be_cancelled_once(redis: fakeredis.FakeRedis) -> None:
 
 def test_emit_reports_a_cancellation_request(redis: fakeredis.FakeRedis) -> None:
     attempt = claim(redis)
-    assert emit(redis, events.token("a"), events.TOKEN, attempt=attempt) == 0
+    assert emit(redis, events.Token("a"), attempt=attempt) == 0
     redis.set(names.cancel_key(JOB), 1)
-    assert emit(redis, events.token("b"), events.TOKEN, attempt=attempt) == 1
-    assert emit(redis, FAILED, events.ERROR, attempt=attempt, terminal="cancelled") == 1
+    assert emit(redis, events.Token("b"), attempt=attempt) == 1
+    assert emit(redis, FAILED, attempt=attempt, terminal="cancelled") == 1
     assert field(redis, "status") == "cancelled"
 
 
 def test_emit_refuses_an_unknown_job() -> None:
     client = fakeredis.FakeRedis()
-    assert emit(client, events.token("a"), events.TOKEN) == -1
+    assert emit(client, events.Token("a")) == -1
     assert not client.exists(names.events_key(JOB))
 
 
@@ -175,7 +175,7 @@ def test_the_replay_stream_is_capped() -> None:
     client.hset(names.job_key(JOB), mapping={"status": "in_progress", "attempt": 1})
     script = client.register_script(EMIT)
     for _ in range(200):
-        keys, args = emission(settings, JOB, events.token("x"), events.TOKEN, attempt=1)
+        keys, args = emission(settings, JOB, events.Token("x"), attempt=1)
         script(keys=keys, args=args)
     assert client.xlen(names.events_key(JOB)) < 200
     assert field(client, "seq") == "200"
@@ -203,5 +203,5 @@ def test_claim_and_the_terminal_event_renew_the_records_retention(redis: fakered
     redis.register_script(CLAIM)(keys=keys, args=["w1", time.time(), SETTINGS.heartbeat_ttl, 200])
     assert 5 < redis.ttl(names.job_key(JOB)) <= 200
 
-    assert emit(redis, DONE, events.DONE, attempt=1, terminal="completed") == 0
+    assert emit(redis, DONE, attempt=1, terminal="completed") == 0
     assert 200 < redis.ttl(names.job_key(JOB)) <= SETTINGS.result_ttl

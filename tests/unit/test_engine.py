@@ -3,18 +3,18 @@
 import pytest
 
 from shared.errors import ContextLengthExceeded, InvalidRequest
-from shared.jobs import Params
+from shared.payload import Params
 from tests.fakes import BOS, OFFSET, FakeLlama, chat_job, completion_job, make_engine
-from worker.engine import Engine, Generation, Prepared, StopMatcher
+from worker.engine import Engine, Prepared, Progress, StopMatcher
 
 
-def _run(engine: Engine, prepared: Prepared, params: Params) -> tuple[list[str], Generation]:
-    progress = Generation(prompt_tokens=len(prepared.tokens))
+def _run(engine: Engine, prepared: Prepared, params: Params) -> tuple[list[str], Progress]:
+    progress = Progress(prompt_tokens=len(prepared.tokens))
     pieces = list(engine.generate(prepared, params, progress))
     return pieces, progress
 
 
-def _complete(reply: str, **params: object) -> tuple[list[str], Generation]:
+def _complete(reply: str, **params: object) -> tuple[list[str], Progress]:
     engine = make_engine(FakeLlama(reply))
     job = completion_job("Once", **params)
     return _run(engine, engine.prepare(job), job.params)

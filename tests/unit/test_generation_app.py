@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from api.app import create_app
-from shared import names
+from shared import names, rqcontract
 from tests.fakes import MODEL, FakeLlama, ThreadWorker, async_redis, make_context, make_engine, make_settings
 from tests.spec import assert_conforms
 
@@ -188,7 +188,7 @@ async def test_bad_requests_are_400_with_param_never_422(content: bytes, param: 
         )
         error = error_of(reply, 400, None, param)
         assert error["type"] == "invalid_request_error"
-        assert await app.redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == 0
+        assert await app.redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == 0
 
 
 async def test_bad_completion_request_is_400() -> None:
@@ -215,7 +215,7 @@ async def test_a_job_nobody_takes_ends_at_the_deadline_with_504_naming_the_job()
     async with served(worker=False, live=True, sync_timeout=0.5) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
         error = error_of(reply, 504, "timeout", None)
-        (job_id,) = await app.redis.lrange(names.rq_queue_key(MODEL, names.INTERACTIVE), 0, -1)
+        (job_id,) = await app.redis.lrange(rqcontract.queue_key(MODEL, names.INTERACTIVE), 0, -1)
         # The job stays queued: a worker may still run it, and its result can be polled by id.
         assert job_id.decode() in error["message"]
         assert await app.redis.hget(names.job_key(job_id.decode()), "status") == b"queued"

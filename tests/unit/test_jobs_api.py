@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from shared import names
-from shared.jobs import JobPayload, Params
+from shared import names, rqcontract
+from shared.payload import JobPayload, Params
+from shared.states import Status
 from tests.jobevents import job_events
 from tests.spec import assert_conforms
 from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app
 from worker.context import WorkerContext
-from worker.jobs import run
 from worker.sink import Scripts
+from worker.task import run
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_submit_answers_202_with_the_job_and_its_place_in_the_queue(jobs: JobsAp
 
 
 def test_interactive_work_counts_as_ahead_of_a_background_job(jobs: JobsApp) -> None:
-    jobs.redis.rpush(names.rq_queue_key(MODEL, names.INTERACTIVE), "job_interactive1", "job_interactive2")
+    jobs.redis.rpush(rqcontract.queue_key(MODEL, names.INTERACTIVE), "job_interactive1", "job_interactive2")
 
     assert jobs.submit()["queue_position"] == 2
 
@@ -68,7 +69,7 @@ def test_a_bad_body_is_refused_at_submit_exactly_as_its_endpoint_refuses_it(
     assert error["param"] == f"body.{param}"
     assert (error["type"], error["code"]) == ("invalid_request_error", code)
     assert direct.json()["error"]["code"] == code
-    assert jobs.redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 0
+    assert jobs.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0
     assert jobs.http.get("/v1/jobs").json()["data"] == []
 
 
@@ -126,7 +127,7 @@ def test_a_cancelled_queued_job_never_runs_and_cancel_is_idempotent(jobs: JobsAp
     assert first.status_code == again.status_code == 200
     assert first.json()["status"] == again.json()["status"] == "cancelled"
     assert first.json()["error"]["code"] == "cancelled"
-    assert jobs.redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 0
+    assert jobs.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0
     # Even a worker that had already popped it refuses to run it.
     context = WorkerContext(jobs.settings, jobs.redis, None, Scripts(jobs.redis), "w")  # type: ignore[arg-type]
     payload = JobPayload(id=job_id, kind="chat", model=MODEL, lane=names.BATCH, created=0, messages=[], params=Params())
@@ -148,10 +149,10 @@ def test_cancelling_a_running_job_stops_it_at_its_next_token(jobs: JobsApp) -> N
     assert after["status"] == "cancelled" and after["tokens_generated"] == 2
 
 
-def _cancelled() -> tuple[bytes, str, str]:
+def _cancelled() -> tuple[Any, Status]:
     from shared import events
 
-    return events.error(499, "invalid_request_error", "cancelled", "The job was cancelled."), events.ERROR, "cancelled"
+    return events.Failed.of(499, "invalid_request_error", "cancelled", "The job was cancelled."), Status.CANCELLED
 
 
 def test_a_finished_job_is_left_as_it_is_by_cancel(jobs: JobsApp) -> None:

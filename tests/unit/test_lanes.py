@@ -11,13 +11,12 @@ from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from api.unclaimed import intermediate_key, rescue_unclaimed
-from shared import names
-from shared.jobs import JOB_FUNCTION
+from api.unclaimed import rescue_unclaimed
+from shared import names, rqcontract
+from shared.payload import JOB_FUNCTION
 from shared.settings import Settings
 from worker.context import WorkerContext
-from worker.main import build_worker
-from worker.runner import LaneQueue
+from worker.runner import LaneQueue, build_worker
 from worker.sink import Scripts
 
 MODEL = "lanes-model"
@@ -57,8 +56,8 @@ def test_a_popped_job_is_in_the_intermediate_list_until_it_starts(redis: Redis) 
     _enqueue(redis, names.BATCH, "job_b1")
 
     assert _take(redis) == "job_b1"
-    assert redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 0
-    assert redis.lrange(intermediate_key(MODEL, names.BATCH), 0, -1) == [b"job_b1"]
+    assert redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0
+    assert redis.lrange(rqcontract.intermediate_key(MODEL, names.BATCH), 0, -1) == [b"job_b1"]
 
 
 def test_an_idle_taker_sees_batch_work_that_arrives_while_it_waits(redis: Redis) -> None:
@@ -88,9 +87,9 @@ def test_the_worker_runs_interactive_jobs_first_and_leaves_nothing_behind(redis:
     started = [job.started_at for job in jobs if job is not None]
     assert len(started) == 5 and started == sorted(started)
     for lane in names.LANES:
-        assert redis.llen(names.rq_queue_key(MODEL, lane)) == 0
-        assert redis.llen(intermediate_key(MODEL, lane)) == 0
-        assert redis.zcard(names.rq_started_key(MODEL, lane)) == 0
+        assert redis.llen(rqcontract.queue_key(MODEL, lane)) == 0
+        assert redis.llen(rqcontract.intermediate_key(MODEL, lane)) == 0
+        assert redis.zcard(rqcontract.started_key(MODEL, lane)) == 0
 
 
 async def test_a_job_popped_by_a_worker_that_died_before_claiming_it_goes_back(fresh_redis_url: str) -> None:
@@ -100,8 +99,8 @@ async def test_a_job_popped_by_a_worker_that_died_before_claiming_it_goes_back(f
             redis.hset(names.job_key(job_id), mapping={"status": "queued", "attempt": 0})
             assert _take(redis) == job_id
         # Registered as started (the step after the pop), then the worker died.
-        redis.lrem(intermediate_key(MODEL, names.BATCH), 1, "job_registered")
-        redis.zadd(names.rq_started_key(MODEL, names.BATCH), {"job_registered:exec1": 9e9})
+        redis.lrem(rqcontract.intermediate_key(MODEL, names.BATCH), 1, "job_registered")
+        redis.zadd(rqcontract.started_key(MODEL, names.BATCH), {"job_registered:exec1": 9e9})
         redis.hset(names.job_key("job_claimed"), mapping={"status": "in_progress", "attempt": 1})
         client = AsyncRedis.from_url(fresh_redis_url)
         try:
@@ -110,10 +109,10 @@ async def test_a_job_popped_by_a_worker_that_died_before_claiming_it_goes_back(f
         finally:
             await client.aclose()
 
-        lane = [raw.decode() for raw in redis.lrange(names.rq_queue_key(MODEL, names.BATCH), 0, -1)]
+        lane = [raw.decode() for raw in redis.lrange(rqcontract.queue_key(MODEL, names.BATCH), 0, -1)]
         assert sorted(lane) == ["job_popped", "job_registered"]
-        assert redis.lrange(intermediate_key(MODEL, names.BATCH), 0, -1) == [b"job_claimed"]
-        assert redis.zcard(names.rq_started_key(MODEL, names.BATCH)) == 0
+        assert redis.lrange(rqcontract.intermediate_key(MODEL, names.BATCH), 0, -1) == [b"job_claimed"]
+        assert redis.zcard(rqcontract.started_key(MODEL, names.BATCH)) == 0
         assert sorted(filter(None, (_take(redis) for _ in range(3)))) == ["job_popped", "job_registered"]
 
 
@@ -129,5 +128,5 @@ async def test_a_job_just_popped_by_a_live_worker_is_left_alone(fresh_redis_url:
         finally:
             await client.aclose()
 
-        assert redis.lrange(intermediate_key(MODEL, names.BATCH), 0, -1) == [b"job_fresh"]
-        assert redis.llen(names.rq_queue_key(MODEL, names.BATCH)) == 0
+        assert redis.lrange(rqcontract.intermediate_key(MODEL, names.BATCH), 0, -1) == [b"job_fresh"]
+        assert redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0

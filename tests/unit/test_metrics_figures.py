@@ -8,11 +8,11 @@ from prometheus_client.core import Metric
 
 from api.fleet import fleet_families
 from api.metrics import HttpMetrics
-from shared import events, jobmetrics, names
+from shared import events, jobmetrics, names, rqcontract
 from shared.emission import emission
-from shared.jobs import Status
 from shared.scripts import EMIT
 from shared.settings import Settings
+from shared.states import Status
 from worker.metrics import JobClock
 
 MODEL = "tiny"
@@ -69,10 +69,9 @@ def test_terminal_events_count_jobs_by_end_state_once() -> None:
     emit = redis.register_script(EMIT)
     for job_id, status in (("job_a", Status.COMPLETED), ("job_b", Status.CANCELLED), ("job_c", Status.COMPLETED)):
         redis.hset(names.job_key(job_id), mapping={"status": "in_progress", "model": MODEL, "lane": "batch"})
-        event = events.done({"x": 1}) if status == Status.COMPLETED else events.error(499, "t", "cancelled", "m")
-        kind = events.DONE if status == Status.COMPLETED else events.ERROR
+        event = events.Done({"x": 1}) if status == Status.COMPLETED else events.Failed.of(499, "t", "cancelled", "m")
         for _ in range(2):  # the second terminal event is refused and must not count
-            keys, args = emission(settings, job_id, event, kind, terminal=status)
+            keys, args = emission(settings, job_id, event, terminal=status)
             emit(keys=keys, args=args)
     got = samples(list(jobmetrics.families(redis.hgetall(names.metrics_key()))))
     assert got[("llamaq_jobs_total", (("lane", "batch"), ("model", MODEL), ("state", "completed")))] == 2
@@ -104,9 +103,9 @@ async def test_fleet_reports_depth_oldest_age_and_worker_states() -> None:
     await redis.hset(names.worker_key("w1"), "state", "busy")
     await redis.hset(names.worker_key("w2"), "state", "idle")
     await redis.hset(names.worker_key("gone"), "state", "busy")
-    await redis.rpush(names.rq_queue_key(MODEL, "batch"), "job_old", "job_new")
+    await redis.rpush(rqcontract.queue_key(MODEL, "batch"), "job_old", "job_new")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(now - 30))
-    await redis.hset(names.rq_job_key("job_old"), "enqueued_at", stamp)
+    await redis.hset(rqcontract.job_key("job_old"), "enqueued_at", stamp)
     got = samples(await fleet_families(redis))
     batch = (("lane", "batch"), ("model", MODEL))
     assert got[("llamaq_queue_depth", batch)] == 2

@@ -9,9 +9,6 @@ from shared import names
 JOB = "job_0123456789abcdef0123456789abcdef"
 PINNED = {
     "queue_name": (("m", "interactive"), "llamaq:m:interactive"),
-    "rq_queue_key": (("m", "batch"), "rq:queue:llamaq:m:batch"),
-    "rq_job_key": ((JOB,), f"rq:job:{JOB}"),
-    "rq_queues_set": ((), "rq:queues"),
     "job_key": ((JOB,), f"llamaq:job:{JOB}"),
     "events_key": ((JOB,), f"llamaq:job:{JOB}:events"),
     "live_channel": ((JOB,), f"llamaq:job:{JOB}:live"),
@@ -31,7 +28,6 @@ PINNED = {
     "file_key": (("file-1",), "llamaq:file:file-1"),
     "file_lines_key": (("file-1",), "llamaq:file:file-1:lines"),
     "reaper_lock_key": ((), "llamaq:reaper:lock"),
-    "rq_started_key": (("m", "interactive"), "rq:wip:llamaq:m:interactive"),
 }
 
 

@@ -5,9 +5,9 @@ from typing import Any
 import orjson
 import pytest
 
-from api.streaming import DONE, ChunkWriter, sse
+from api.streaming import END_OF_STREAM, ChunkWriter, sse
 from shared import objects
-from shared.jobs import response_id
+from shared.payload import response_id
 from tests.fakes import chat_job, completion_job
 from tests.spec import assert_conforms, errors_against
 
@@ -130,4 +130,4 @@ def test_an_error_in_the_stream_is_an_openai_error_object() -> None:
 
 def test_sse_frames_carry_an_id_when_given() -> None:
     assert sse({"a": 1}, 7) == b'id: 7\ndata: {"a":1}\n\n'
-    assert DONE == b"data: [DONE]\n\n"
+    assert END_OF_STREAM == b"data: [DONE]\n\n"

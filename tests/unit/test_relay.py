@@ -12,6 +12,7 @@ from shared import events, names
 from shared.emission import emission
 from shared.errors import Unavailable
 from shared.scripts import EMIT
+from shared.states import Status
 from tests.fakes import async_redis, make_settings
 
 JOB = "job_" + "cd" * 16
@@ -42,16 +43,16 @@ async def relay(server: fakeredis.FakeServer) -> AsyncIterator[Relay]:
     await client.aclose()
 
 
-def emit(sync: fakeredis.FakeRedis, event: bytes, kind: str, terminal: str = "") -> None:
-    keys, args = emission(SETTINGS, JOB, event, kind, terminal=terminal)
+def emit(sync: fakeredis.FakeRedis, event: events.Event, terminal: Status | None = None) -> None:
+    keys, args = emission(SETTINGS, JOB, event, terminal=terminal)
     assert int(sync.register_script(EMIT)(keys=keys, args=args)) >= 0
 
 
 def emit_story(sync: fakeredis.FakeRedis, tokens: int = 3) -> None:
-    emit(sync, events.started("w1", 4, 1), events.STARTED)
+    emit(sync, events.Started("w1", 4, 1))
     for index in range(tokens):
-        emit(sync, events.token(f"t{index}"), events.TOKEN)
-    emit(sync, events.done({"id": "x"}), events.DONE, "completed")
+        emit(sync, events.Token(f"t{index}"))
+    emit(sync, events.Done({"id": "x"}), "completed")
 
 
 async def read(follower: Follower, count: int, poll: float = 1.0) -> list[tuple[int, dict[str, Any]]]:
@@ -76,8 +77,8 @@ async def test_a_reader_that_starts_after_the_job_ended_gets_every_event(
         got = await read(follower, 42)
         assert await nothing_more(follower)
     assert [seq for seq, _ in got] == list(range(1, 43))
-    assert [event["x"] for _, event in got[1:-1]] == [f"t{i}" for i in range(40)]
-    assert (got[0][1]["k"], got[-1][1]["k"]) == (events.STARTED, events.DONE)
+    assert [event.text for _, event in got[1:-1]] == [f"t{i}" for i in range(40)]
+    assert (got[0][1].kind, got[-1][1].kind) == (events.Kind.STARTED, events.Kind.DONE)
 
 
 async def test_events_both_live_and_replayed_arrive_once(relay: Relay, sync: fakeredis.FakeRedis) -> None:
@@ -96,12 +97,12 @@ async def test_events_missing_from_the_live_channel_are_filled_from_the_stream(
         assert await nothing_more(follower)
         # Two events reach the stream but their live messages are lost; the third is published.
         for seq in (1, 2):
-            sync.xadd(names.events_key(JOB), {"s": seq, "e": events.token(f"lost{seq}")})
+            sync.xadd(names.events_key(JOB), {"s": seq, "e": events.encode(events.Token(f"lost{seq}"))})
         sync.hset(names.job_key(JOB), "seq", 2)
-        emit(sync, events.token("live3"), events.TOKEN)
+        emit(sync, events.Token("live3"))
         # A long poll: only the gap seen on the live channel can make the missing events arrive now.
         got = await asyncio.wait_for(read(follower, 3, poll=3600), timeout=10)
-    assert [(seq, event["x"]) for seq, event in got] == [(1, "lost1"), (2, "lost2"), (3, "live3")]
+    assert [(seq, event.text) for seq, event in got] == [(1, "lost1"), (2, "lost2"), (3, "live3")]
 
 
 async def test_a_reader_resumes_after_the_last_event_it_saw(relay: Relay, sync: fakeredis.FakeRedis) -> None:
@@ -127,14 +128,14 @@ async def test_the_deadline_is_honoured(relay: Relay, sync: fakeredis.FakeRedis)
 
 
 async def test_an_orphaned_interactive_job_ends_with_an_error_event(relay: Relay, sync: fakeredis.FakeRedis) -> None:
-    emit(sync, events.token("partial"), events.TOKEN)
+    emit(sync, events.Token("partial"))
     sync.delete(names.heartbeat_key(JOB))
     async with relay.follow(JOB) as follower:
         got = await read(follower, 2, poll=0.05)
         assert await nothing_more(follower)
     seq, event = got[1]
-    assert (seq, event["k"], event["status"]) == (2, events.ERROR, 503)
-    assert event["error"]["code"] == "worker_lost"
+    assert (seq, event.kind, event.status) == (2, events.Kind.ERROR, 503)
+    assert event.error["code"] == "worker_lost"
     assert sync.hget(names.job_key(JOB), "status") == b"failed"
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import rq
 from fakeredis import FakeStrictRedis
+from rq.intermediate_queue import IntermediateQueue
 from rq.queue import Queue
 from rq.worker import SimpleWorker
+
+from shared import rqcontract
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,3 +34,14 @@ def test_the_internals_used_exist() -> None:
     worker = SimpleWorker([Queue("contract", connection=FakeStrictRedis())], connection=FakeStrictRedis())
     # worker/main.py tells a stop request from a lost Redis by it.
     assert worker._shutdown_requested_date is None
+
+
+def test_rq_names_are_rqs_own() -> None:
+    # RQ's names for a queue named `llamaq:m:batch`; changing one strands what running workers wrote.
+    queue = Queue("llamaq:m:batch", connection=FakeStrictRedis())
+    assert rqcontract.queue_key("m", "batch") == queue.key == "rq:queue:llamaq:m:batch"
+    assert rqcontract.job_key("job_1") == "rq:job:job_1"
+    assert rqcontract.QUEUES_SET == "rq:queues"
+    assert rqcontract.started_key("m", "batch") == queue.started_job_registry.key == "rq:wip:llamaq:m:batch"
+    assert rqcontract.intermediate_key("m", "batch") == IntermediateQueue(queue.key, queue.connection).key
+    assert rqcontract.started_job_id(b"job_1:exec-9") == "job_1"

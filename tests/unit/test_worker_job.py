@@ -13,8 +13,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from api.cancel import cancel_job
-from shared import names
-from shared.jobs import JOB_DESCRIPTION, JOB_FUNCTION, JobPayload
+from shared import names, rqcontract
+from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION, JobPayload
 from tests.fakes import (
     FakeLlama,
     async_redis,
@@ -29,7 +29,7 @@ from tests.fakes import (
 )
 from tests.spec import assert_conforms
 from worker.context import WorkerContext
-from worker.jobs import run
+from worker.task import run
 
 SECRET = "my very private prompt"
 
@@ -152,14 +152,14 @@ def test_the_rq_job_is_json_and_its_description_holds_no_user_text(
 ) -> None:
     job = chat_job(SECRET)
     enqueue(server, job)
-    raw = redis.hgetall(names.rq_job_key(job.id))
+    raw = redis.hgetall(rqcontract.job_key(job.id))
     call = json.loads(zlib.decompress(raw[b"data"]))
     assert call[0] == JOB_FUNCTION
     assert call[2] == [job.model_dump(mode="json")]
     assert raw[b"description"].decode() == JOB_DESCRIPTION
     outside_data = b"".join(key + value for key, value in raw.items() if key != b"data")
     assert SECRET.encode() not in outside_data
-    assert redis.lrange(names.rq_queue_key(job.model, job.lane), 0, -1) == [job.id.encode()]
+    assert redis.lrange(rqcontract.queue_key(job.model, job.lane), 0, -1) == [job.id.encode()]
     run_burst(context(redis, FakeLlama()))
     fetched = Job.fetch(job.id, connection=redis, serializer=JSONSerializer)
     assert fetched.description == JOB_DESCRIPTION

@@ -5,7 +5,7 @@ import platform
 import pytest
 
 from tests.fakes import FakeLlama, completion_job, make_engine
-from worker.engine import Generation
+from worker.engine import Progress
 from worker.memory import hand_back_freed_memory
 
 
@@ -29,7 +29,7 @@ def test_a_finished_generation_frees_its_sampler() -> None:
     llama._sampler = sampler = Sampler()  # type: ignore[attr-defined]
     engine = make_engine(llama)
     job = completion_job("Once")
-    pieces = list(engine.generate(engine.prepare(job), job.params, Generation(prompt_tokens=1)))
+    pieces = list(engine.generate(engine.prepare(job), job.params, Progress(prompt_tokens=1)))
     assert "".join(pieces) == "Hello"
     assert sampler.closed
     assert llama._sampler is None  # type: ignore[attr-defined]
@@ -40,7 +40,7 @@ def test_a_generation_left_early_frees_its_sampler_too() -> None:
     llama._sampler = sampler = Sampler()  # type: ignore[attr-defined]
     engine = make_engine(llama)
     job = completion_job("Once")
-    pieces = engine.generate(engine.prepare(job), job.params, Generation(prompt_tokens=1))
+    pieces = engine.generate(engine.prepare(job), job.params, Progress(prompt_tokens=1))
     assert next(pieces)
     assert not sampler.closed
     pieces.close()  # what a cancelled job does when it stops consuming

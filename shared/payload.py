@@ -1,27 +1,16 @@
 """The job payload the API enqueues and the worker runs: JSON, no code, no pickle."""
 
 import secrets
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.errors import ContextLengthExceeded
+
 # The worker's entry point, referred to by path so the API never imports worker code.
-JOB_FUNCTION = "worker.jobs.run"
+JOB_FUNCTION = "worker.task.run"
 # RQ's dashboard renders descriptions unescaped: keep user text out of them.
 JOB_DESCRIPTION = "llamaq generation"
-
-
-class Status(StrEnum):
-    QUEUED = "queued"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 
 
 class Params(BaseModel):
@@ -64,3 +53,23 @@ def response_id(job_id: str, kind: str) -> str:
     """OpenAI-shaped response id derived from the job id."""
     suffix = job_id.removeprefix("job_")
     return ("chatcmpl-" if kind == "chat" else "cmpl-") + suffix
+
+
+def check_context(job: JobPayload, n_ctx: int, prompt_tokens: int, exact: bool) -> None:
+    """Refuse a job whose prompt plus `max_tokens` cannot fit the model's context.
+
+    The API checks early with a lower bound of the prompt's tokens (`exact=False`), the worker after
+    tokenizing (`exact=True`); both refuse with the same OpenAI error.
+    """
+    limit = job.params.max_tokens or 0
+    wanted = prompt_tokens + limit
+    if prompt_tokens < n_ctx and wanted <= n_ctx:
+        return
+    param = "messages" if job.kind == "chat" else "prompt"
+    least, in_prompt = ("", f"{prompt_tokens}") if exact else ("at least ", f"{prompt_tokens} or more")
+    raise ContextLengthExceeded(
+        f"This model's maximum context length is {n_ctx} tokens. However, you requested {least}{wanted} tokens "
+        f"({in_prompt} in the {param}, {limit} in the completion). "
+        f"Please reduce the length of the {param} or completion.",
+        param=param,
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import HttpMiddleware
 from api.streaming import sse
 from shared.errors import Unavailable
 
@@ -51,15 +52,12 @@ class Drain:
                 task.cancel()
 
 
-class DrainStreams:
+class DrainStreams(HttpMiddleware):
     def __init__(self, app: ASGIApp, drain: Drain) -> None:
-        self.app = app
+        super().__init__(app)
         self.drain = drain
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         if task is None:
             await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import HttpMetrics
+from api.middleware import HttpMiddleware
 from shared.logs import REQUEST_ID
 
 logger = logging.getLogger("llamaq.requests")
@@ -47,15 +48,12 @@ def route_of(scope: Scope) -> str:
     return mounted or "unmatched"
 
 
-class RequestLog:
+class RequestLog(HttpMiddleware):
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope)
         line: dict[str, Any] = {}
         scope.setdefault("state", {})["log"] = line

@@ -6,17 +6,19 @@ from typing import Any
 
 from shared import jobmetrics, names, objects
 from shared.errors import Cancelled, LlamaqError, Timeout
-from shared.jobs import JobPayload, Status, response_id
+from shared.payload import JobPayload, response_id
+from shared.states import Status
 from worker.context import WorkerContext
-from worker.engine import Generation
-from worker.metrics import JobClock, enqueued_at
+from worker.engine import Progress
+from worker.metrics import JobClock
+from worker.runner import enqueued_at
 from worker.sink import EventSink, Refused
 
 logger = logging.getLogger(__name__)
 
 
 def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Entry point named by `shared.jobs.JOB_FUNCTION`; returns a summary, never user text."""
+    """Entry point named by `shared.payload.JOB_FUNCTION`; returns a summary, never user text."""
     job = JobPayload.model_validate(payload)
     sink = EventSink(ctx.scripts, ctx.settings, job.id)
     if not sink.claim(ctx.name):
@@ -61,7 +63,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
     except LlamaqError as exc:
         sink.error(exc)
         return "rejected"
-    progress = Generation(prompt_tokens=len(prepared.tokens))
+    progress = Progress(prompt_tokens=len(prepared.tokens))
     clock.prompt_tokens = progress.prompt_tokens
     if sink.started(ctx.name, progress.prompt_tokens):
         sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
@@ -82,7 +84,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
     return "completed"
 
 
-def _response(job: JobPayload, progress: Generation) -> dict[str, Any]:
+def _response(job: JobPayload, progress: Progress) -> dict[str, Any]:
     build = objects.chat_completion if job.kind == "chat" else objects.text_completion
     usage = objects.usage(progress.prompt_tokens, progress.completion_tokens)
     text = "".join(progress.text)

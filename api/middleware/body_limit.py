@@ -3,6 +3,7 @@
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import HttpMiddleware
 from shared.errors import PayloadTooLarge
 
 
@@ -10,19 +11,16 @@ class _Exceeded(Exception):
     """Raised from `receive` once the body passes the limit; the app's own answer is then replaced."""
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """413 when a body exceeds `limit` bytes; upload routes (prefix `files_prefix`) get `files_limit`."""
 
     def __init__(self, app: ASGIApp, limit: int, files_limit: int, files_prefix: str = "/v1/files") -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
         self.files_limit = files_limit
         self.files_prefix = files_prefix
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.files_limit if scope["path"].startswith(self.files_prefix) else self.limit
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -6,6 +6,7 @@ import binascii
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.middleware import HttpMiddleware
 from shared.errors import InvalidRequest, Unauthorized
 from shared.keys import key_matches
 from shared.settings import Settings
@@ -35,16 +36,13 @@ def _error(status: int, message: str, code: str) -> bytes:
     return orjson.dumps(error.to_dict())
 
 
-class DashboardGuard:
+class DashboardGuard(HttpMiddleware):
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+        super().__init__(app)
         self.keys = [key.get_secret_value() for key in settings.dashboard_keys or settings.api_keys]
         self.actions = settings.dashboard_actions
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers", ()))
         secret = presented_secret(headers.get(b"authorization", b"").decode("latin-1"))
         if not self.keys:

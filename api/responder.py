@@ -14,13 +14,13 @@ from redis.exceptions import RedisError
 from api.admission import Admission
 from api.cancel import cancel_job
 from api.jsonresponse import OrjsonResponse
+from api.middleware.request_log import annotate
 from api.relay import Event, Follower, Relay
-from api.requestlog import annotate
 from api.streaming import ChunkWriter
 from shared import events
 from shared.errors import ClientGone, JobFailed, Timeout, Unavailable
-from shared.jobs import JobPayload
 from shared.logs import REQUEST_ID
+from shared.payload import JobPayload
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 DISCONNECT_POLL = 0.5
 
 
-class Generation:
+class Responder:
     def __init__(self, request: Request, relay: Relay, admission: Admission, settings: Settings) -> None:
         self.request = request
         self.relay = relay
@@ -57,9 +57,10 @@ class Generation:
             loop = asyncio.get_running_loop()
             first = await self._wait(follower, loop.time() + self.settings.sync_timeout, skip_started=not stream)
             if not stream:
-                _, event = first
+                _, done = first
                 await stack.aclose()
-                return OrjsonResponse(event["response"])
+                assert isinstance(done, events.Done)  # `_wait` returns only a Done when STARTED is skipped
+                return OrjsonResponse(done.response)
             body = self._relay_stream(follower, ChunkWriter(payload, include_usage), stack.pop_all())
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):
@@ -93,10 +94,10 @@ class Generation:
                         job_id=follower.job_id,
                     )
                 continue
-            kind = got[1]["k"]
-            if kind == events.ERROR:
-                raise _job_error(got[1])
-            if kind == events.DONE or (kind == events.STARTED and not skip_started):
+            event = got[1]
+            if isinstance(event, events.Failed):
+                raise _job_error(event)
+            if isinstance(event, events.Done) or (isinstance(event, events.Started) and not skip_started):
                 return got
 
     async def _relay_stream(
@@ -121,15 +122,15 @@ class Generation:
                     yield writer.error(error.to_dict()["error"])
                     return
                 _, event = got
-                if event["k"] == events.TOKEN:
-                    yield writer.token(event["x"])
-                elif event["k"] == events.DONE:
+                if isinstance(event, events.Token):
+                    yield writer.token(event.text)
+                elif isinstance(event, events.Done):
                     finished = True
-                    yield writer.closing(event["response"])
+                    yield writer.closing(event.response)
                     return
-                elif event["k"] == events.ERROR:
+                elif isinstance(event, events.Failed):
                     finished = True
-                    yield writer.error(event["error"])
+                    yield writer.error(event.error)
                     return
         finally:
             with anyio.CancelScope(shield=True):
@@ -139,11 +140,11 @@ class Generation:
                 await stack.aclose()
 
 
-def _job_error(event: dict[str, Any]) -> JobFailed:
-    error = event["error"]
+def _job_error(event: events.Failed) -> JobFailed:
+    error = event.error
     return JobFailed(
         error["message"],
-        status=int(event["status"]),
+        status=event.status,
         type=error["type"],
         code=error["code"],
         param=error["param"],
