@@ -15,6 +15,7 @@ from shared import names
 from shared.schemas import BatchCreate
 from shared.settings import Settings
 from tests.fakes import register_worker
+from tests.probes import wait_for
 from tests.spec import assert_conforms
 from tests.unit.jobs_app import CHAT, CONTEXT, MODEL, JobsApp, jobs_app, line
 
@@ -172,11 +173,9 @@ def test_a_line_that_ends_after_its_batch_expired_does_not_bring_the_batch_back(
     batch = jobs.create_batch(jobs.upload([line("a")])["id"])
     job_id = jobs.worker.take()
     # The runner counts the line just after the job is queued: let it finish before the batch goes.
-    deadline = time.monotonic() + 10
-    while jobs.redis.hget(names.batch_key(batch["id"]), "enqueued") != b"1":
-        assert time.monotonic() < deadline, "the runner never counted the line"
-        time.sleep(0.01)
-    jobs.redis.delete(names.batch_key(batch["id"]))
+    key = names.batch_key(batch["id"])
+    wait_for(lambda: jobs.redis.hget(key, "enqueued") == b"1", "the runner to count the line", 10, 0.01)
+    jobs.redis.delete(key)
 
     jobs.worker.run(job_id, "late")
 

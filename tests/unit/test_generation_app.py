@@ -7,7 +7,6 @@ checked with httpx where the exact wire format matters.
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import fakeredis
 import httpx
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from shared import names
 from tests.fakes import MODEL, FakeLlama, ThreadWorker, async_redis, make_context, make_engine, make_settings
+from tests.probes import DONE, data_payloads, error_of
 from tests.spec import assert_conforms
 
 REPLY = "Hello there, friend."
@@ -60,19 +60,6 @@ async def served(
     sync.close()
 
 
-def error_of(reply: httpx.Response, status: int, code: str | None, param: str | None) -> dict[str, Any]:
-    assert reply.status_code == status
-    body = reply.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert (body["error"]["code"], body["error"]["param"]) == (code, param)
-    return body["error"]
-
-
-def sse_frames(body: bytes) -> list[bytes]:
-    return [line.removeprefix(b"data: ") for line in body.split(b"\n") if line.startswith(b"data: ")]
-
-
 # --- generation through the queue ------------------------------------------------------------------------
 
 
@@ -109,8 +96,8 @@ async def test_chat_stream_on_the_wire_conforms_and_ends_with_done() -> None:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/event-stream")
-    frames = sse_frames(reply.content)
-    assert frames[-1] == b"[DONE]"
+    frames = data_payloads(reply.content)
+    assert frames[-1] == DONE
     chunks = [orjson.loads(frame) for frame in frames[:-1]]
     for chunk in chunks:
         assert_conforms("CreateChatCompletionStreamResponse", chunk)
@@ -141,8 +128,8 @@ async def test_stop_sequence_ends_the_reply() -> None:
 async def test_a_failure_mid_stream_is_an_error_event_not_a_hang() -> None:
     async with served(FakeLlama(REPLY, fail_after=3)) as app:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
-    frames = sse_frames(reply.content)
-    assert b"[DONE]" not in frames
+    frames = data_payloads(reply.content)
+    assert DONE not in frames
     last = orjson.loads(frames[-1])
     assert last["error"]["code"] == "internal_error"
     assert "".join(orjson.loads(f)["choices"][0]["delta"].get("content", "") for f in frames[:-1]) == REPLY[:3]
@@ -151,7 +138,7 @@ async def test_a_failure_mid_stream_is_an_error_event_not_a_hang() -> None:
 async def test_a_failure_without_streaming_is_a_500_error_object() -> None:
     async with served(FakeLlama(REPLY, fail_after=3)) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
-    error = error_of(reply, 500, "internal_error", None)
+    error = error_of(reply, 500, code="internal_error", param=None)
     assert "fake decode failure" not in error["message"]
 
 
@@ -160,8 +147,8 @@ async def test_a_prompt_over_the_context_is_400_context_length_exceeded() -> Non
         body = {**CHAT, "messages": [{"role": "user", "content": "word " * 20}], "max_tokens": 10}
         plain = await app.http.post("/v1/chat/completions", json=body)
         streamed = await app.http.post("/v1/chat/completions", json={**body, "stream": True})
-    error_of(plain, 400, "context_length_exceeded", "messages")
-    error_of(streamed, 400, "context_length_exceeded", "messages")
+    error_of(plain, 400, code="context_length_exceeded", param="messages")
+    error_of(streamed, 400, code="context_length_exceeded", param="messages")
 
 
 # --- errors before anything is queued ---------------------------------------------------------------------
@@ -186,7 +173,7 @@ async def test_bad_requests_are_400_with_param_never_422(content: bytes, param: 
         reply = await app.http.post(
             "/v1/chat/completions", content=content, headers={"content-type": "application/json"}
         )
-        error = error_of(reply, 400, None, param)
+        error = error_of(reply, 400, code=None, param=param)
         assert error["type"] == "invalid_request_error"
         assert await app.redis.llen(names.rq_queue_key(MODEL, names.INTERACTIVE)) == 0
 
@@ -194,13 +181,13 @@ async def test_bad_requests_are_400_with_param_never_422(content: bytes, param: 
 async def test_bad_completion_request_is_400() -> None:
     async with served(worker=False) as app:
         reply = await app.http.post("/v1/completions", json={"model": MODEL, "prompt": ["a", "b"]})
-    error_of(reply, 400, None, "prompt")
+    error_of(reply, 400, code=None, param="prompt")
 
 
 async def test_unknown_model_is_404_model_not_found() -> None:
     async with served() as app:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"})
-        error_of(reply, 404, "model_not_found", "model")
+        error_of(reply, 404, code="model_not_found", param="model")
         with pytest.raises(openai.NotFoundError):
             await app.client.completions.create(model="gpt-4o", prompt="x")
 
@@ -208,13 +195,13 @@ async def test_unknown_model_is_404_model_not_found() -> None:
 async def test_a_known_model_without_live_workers_is_503() -> None:
     async with served(worker=False) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
-    error_of(reply, 503, "no_workers", None)
+    error_of(reply, 503, code="no_workers", param=None)
 
 
 async def test_a_job_nobody_takes_ends_at_the_deadline_with_504_naming_the_job() -> None:
     async with served(worker=False, live=True, sync_timeout=0.5) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
-        error = error_of(reply, 504, "timeout", None)
+        error = error_of(reply, 504, code="timeout", param=None)
         (job_id,) = await app.redis.lrange(names.rq_queue_key(MODEL, names.INTERACTIVE), 0, -1)
         # The job stays queued: a worker may still run it, and its result can be polled by id.
         assert job_id.decode() in error["message"]
@@ -223,8 +210,8 @@ async def test_a_job_nobody_takes_ends_at_the_deadline_with_504_naming_the_job()
 
 async def test_unknown_routes_and_methods_are_error_objects() -> None:
     async with served(worker=False) as app:
-        error_of(await app.http.get("/v1/nothing"), 404, "not_found", None)
-        error_of(await app.http.get("/v1/chat/completions"), 405, "method_not_allowed", None)
+        error_of(await app.http.get("/v1/nothing"), 404, code="not_found", param=None)
+        error_of(await app.http.get("/v1/chat/completions"), 405, code="method_not_allowed", param=None)
 
 
 # --- models and health -------------------------------------------------------------------------------------
@@ -237,7 +224,7 @@ async def test_models_lists_only_models_with_a_live_worker() -> None:
         assert (await app.client.models.retrieve(MODEL)).id == MODEL
         await app.redis.delete(names.model_workers_key(MODEL))
         assert (await app.http.get("/v1/models")).json() == {"object": "list", "data": []}
-        error_of(await app.http.get(f"/v1/models/{MODEL}"), 404, "model_not_found", "model")
+        error_of(await app.http.get(f"/v1/models/{MODEL}"), 404, code="model_not_found", param="model")
 
 
 async def test_health() -> None:

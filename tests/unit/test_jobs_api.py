@@ -9,7 +9,7 @@ import pytest
 
 from shared import names
 from shared.jobs import JobPayload, Params
-from tests.jobevents import job_events
+from tests.probes import job_events
 from tests.spec import assert_conforms
 from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app
 from worker.context import WorkerContext
