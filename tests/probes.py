@@ -21,7 +21,7 @@ def poll(check: Callable[[], T], timeout: float, interval: float = 0.05) -> T:
     return answer
 
 
-def wait_for(check: Callable[[], T], what: str, timeout: float = 60.0, interval: float = 0.05) -> T:
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.05) -> T:
     """The first truthy answer of `check`; fails naming `what` when none comes within `timeout` seconds."""
     answer = poll(check, timeout, interval)
     if not answer:

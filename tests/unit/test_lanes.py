@@ -15,12 +15,11 @@ from api.unclaimed import intermediate_key, rescue_unclaimed
 from shared import names
 from shared.jobs import JOB_FUNCTION
 from shared.settings import Settings
+from tests.fakes import MODEL
 from worker.context import WorkerContext
 from worker.main import build_worker
 from worker.runner import LaneQueue
 from worker.sink import Scripts
-
-MODEL = "lanes-model"
 
 
 @pytest.fixture
