@@ -2,7 +2,7 @@
 
 Bodies come from the documented request schemas (valid ones, and valid ones with one field replaced by
 arbitrary JSON), plus arbitrary JSON and raw bytes; path parameters are arbitrary text. Every answer
-is either a success or the documented OpenAI error object. A stand-in worker ends admitted jobs.
+is either a success or the documented OpenAI error object. The step worker ends admitted jobs.
 """
 
 import asyncio
@@ -73,7 +73,7 @@ def _objects(schema: dict[str, Any], components: dict[str, Any]) -> st.SearchStr
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[asyncio.Runner, AsyncApp]]:
-    """One app on fakeredis for all examples, with a served model and a stand-in worker."""
+    """One app on fakeredis for all examples, with a served model and the step worker."""
     with asyncio.Runner() as runner:
         app_context = async_app(max_queue_depth=1000, sync_timeout=5, max_tokens_cap=64)
         fake = runner.run(app_context.__aenter__())

@@ -3,14 +3,13 @@
 import importlib.metadata
 import re
 import tomllib
-from pathlib import Path
 
 import rq
 from fakeredis import FakeStrictRedis
 from rq.queue import Queue
 from rq.worker import SimpleWorker
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.stack import ROOT
 
 
 def declared_range() -> str:

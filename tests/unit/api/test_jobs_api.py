@@ -1,4 +1,4 @@
-"""POST/GET/cancel/list /v1/jobs and the job event stream, over fakeredis with a stand-in worker."""
+"""POST/GET/cancel/list /v1/jobs and the job event stream, over fakeredis with the step worker."""
 
 import re
 import threading
