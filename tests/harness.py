@@ -7,7 +7,7 @@ share a sync one. Jobs are done by the step worker (`worker`), driven by the tes
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from tests.fakes import (
     make_engine,
     make_settings,
     register_worker,
+    sync_redis,
 )
 from tests.probes import wait_for
 from tests.stepworker import StepWorker
@@ -43,6 +44,8 @@ CONTEXT = (2048, 8)
 
 @dataclass
 class InProcess:
+    """What every in-process test gets: the app, its settings, a sync client on its Redis, the step worker."""
+
     app: FastAPI
     settings: Settings
     redis: fakeredis.FakeRedis
@@ -85,7 +88,9 @@ class SyncApp(InProcess):
     def batch(self, batch_id: str, **headers: str) -> dict[str, Any]:
         return self._ok(self.http.get(f"/v1/batches/{batch_id}", headers=headers))
 
-    def wait_batch(self, batch_id: str, done: Any, timeout: float = 10.0, **headers: str) -> dict[str, Any]:
+    def wait_batch(
+        self, batch_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0, **headers: str
+    ) -> dict[str, Any]:
         """The batch once `done(batch)` holds."""
 
         def reached() -> dict[str, Any] | None:
@@ -112,7 +117,7 @@ async def async_app(
     """The app behind httpx and the official async client; `workers`: served at once (None: MODEL unknown)."""
     settings = make_settings(**overrides)
     server = fakeredis.FakeServer()
-    sync = fakeredis.FakeRedis(server=server)
+    sync = sync_redis(server)
     redis = async_redis(server)
     app = create_app(settings, redis)
     running = ThreadWorker(make_context(sync, make_engine(llama), settings)) if llama else contextlib.nullcontext()
@@ -136,7 +141,7 @@ def sync_app(**overrides: Any) -> Iterator[SyncApp]:
     """The app behind a synchronous test client, with MODEL served by one worker."""
     settings = make_settings(**overrides)
     server = fakeredis.FakeServer()
-    sync = fakeredis.FakeRedis(server=server)
+    sync = sync_redis(server)
     app = create_app(settings, redis=fakeredis.FakeAsyncRedis(server=server))
     with TestClient(app) as http:
         harness = SyncApp(app, settings, sync, StepWorker(sync, settings), http)
