@@ -1,4 +1,4 @@
-"""Every Redis name llamaq uses: queues, keys and channels. Pinned by tests/unit/test_names.py."""
+"""Every Redis name llamaq uses: queues, keys and channels. Pinned by tests/unit/shared/test_names.py."""
 
 PREFIX = "llamaq"
 INTERACTIVE = "interactive"

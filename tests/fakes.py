@@ -180,7 +180,8 @@ def register_worker(
     `context` is (n_ctx, max_token_bytes), the model facts the API's early prompt-size check reads.
     """
     redis.hsetnx(names.models_key(), model, int(time.time()))
-    redis.zadd(names.model_workers_key(model), {f"w{i}": time.time() + 3600 for i in range(workers)})
+    if workers:
+        redis.zadd(names.model_workers_key(model), {f"w{i}": time.time() + 3600 for i in range(workers)})
     if context is not None:
         redis.hset(names.model_info_key(model), mapping={"n_ctx": context[0], "max_token_bytes": context[1]})
 

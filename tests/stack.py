@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,11 @@ from pathlib import Path
 import httpx
 
 from shared.settings import DEFAULT_MODEL_NAME
+from tests.probes import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+# The model a stack's workers serve (the real tiny GGUF model).
+MODEL = DEFAULT_MODEL_NAME
 
 
 def free_port() -> int:
@@ -56,15 +58,15 @@ class Stack:
 
     def wait_workers(self, count: int, timeout: float = 60.0) -> None:
         """Wait until /health/ready reports `count` live workers for the model."""
-        model = self.env.get("LLAMAQ_MODEL_NAME", DEFAULT_MODEL_NAME)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        model = self.env.get("LLAMAQ_MODEL_NAME", MODEL)
+
+        def ready() -> bool:
             with contextlib.suppress(httpx.HTTPError):
                 body = httpx.get(f"{self.base_url}/health/ready", timeout=2).json()
-                if body.get("models", {}).get(model, {}).get("workers", 0) >= count:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"{count} worker(s) not ready; logs in {self.logs}")
+                return bool(body.get("models", {}).get(model, {}).get("workers", 0) >= count)
+            return False
+
+        wait_for(ready, f"{count} worker(s) to be ready; logs in {self.logs}", timeout, interval=0.1)
 
     def stop(self) -> None:
         for process in [*self.workers, *([self.api] if self.api else [])]:
@@ -100,10 +102,9 @@ def running_stack(redis_url: str, logs: Path, workers: int = 1, **overrides: str
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(url)
+            return httpx.get(url, timeout=2).status_code == 200
+        return False
+
+    wait_for(answers, f"{url} to answer 200", timeout, interval=0.1)

@@ -2,7 +2,6 @@
 
 import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared.redis_server import redis_server_binary
+from tests.probes import poll
 from tests.stack import free_port
 
 ADMIN_PASSWORD = "admin-secret"
@@ -31,14 +31,14 @@ def password_redis(directory: Path, timeout: float = 10.0) -> Iterator[str]:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://{USER}:{USER_PASSWORD}@127.0.0.1:{port}/0"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def up_or_gone() -> bool:
             with contextlib.suppress(RedisError, OSError), Redis.from_url(url) as client:
-                if client.ping():
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("password-protected redis-server did not start")
-            time.sleep(0.05)
+                return bool(client.ping())
+            return process.poll() is not None
+
+        if not poll(up_or_gone, timeout) or process.poll() is not None:
+            raise RuntimeError("password-protected redis-server did not start")
         yield url
     finally:
         process.terminate()

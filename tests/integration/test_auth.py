@@ -11,9 +11,8 @@ import pytest
 from redis import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
-from shared.settings import DEFAULT_MODEL_NAME
 from tests.integration.secured import ADMIN_PASSWORD, USER, password_redis
-from tests.stack import Stack, running_stack
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +58,7 @@ def test_every_v1_route_requires_a_bearer_key(secured: Stack, headers: dict[str,
 def test_the_official_client_with_a_key_gets_through(secured: Stack) -> None:
     for key in KEYS:
         client = openai.OpenAI(base_url=f"{secured.base_url}/v1", api_key=key, max_retries=0, timeout=60)
-        reply = client.chat.completions.create(
-            model=DEFAULT_MODEL_NAME, messages=[{"role": "user", "content": "Hi"}], max_tokens=3
-        )
+        reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=3)
         assert reply.choices[0].finish_reason in ("stop", "length")
     wrong = openai.OpenAI(base_url=f"{secured.base_url}/v1", api_key="nope", max_retries=0, timeout=60)
     with pytest.raises(openai.AuthenticationError):

@@ -11,29 +11,14 @@ import pytest
 from redis import Redis
 
 from shared import names, rqcontract
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack, running_stack
+from tests.probes import job_of, wait_for
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 # At temperature 0 the tiny model counts on for hundreds of tokens: a running job to cancel.
 COUNTING = [{"role": "user", "content": "List the numbers from 1 to 500 separated by commas: 1, 2, 3,"}]
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
-
-
-def job_of(response_id: str) -> str:
-    return "job_" + response_id.split("-", 1)[1]
-
-
-def wait_for(check, what: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def record(redis: Redis, job_id: str) -> dict[str, str]:

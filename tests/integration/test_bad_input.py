@@ -5,8 +5,7 @@ import openai
 import orjson
 import pytest
 
-from tests.integration.test_backpressure import MODEL
-from tests.stack import Stack
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 

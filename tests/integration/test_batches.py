@@ -1,14 +1,14 @@
 """The OpenAI Batch API driven by the official client against a real Redis and a real worker."""
 
-import time
 from typing import Any
 
 import openai
 import orjson
 import pytest
 
-from shared.settings import DEFAULT_MODEL_NAME
+from tests.probes import wait_for
 from tests.spec import assert_conforms
+from tests.stack import MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
 def _line(custom_id: str, content: str, max_tokens: int = 6) -> dict[str, Any]:
-    body = {"model": DEFAULT_MODEL_NAME, "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens}
     return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
@@ -27,13 +27,13 @@ def _jsonl(lines: list[Any]) -> bytes:
 def _poll(client: openai.OpenAI, batch_id: str, timeout: float = 180.0) -> list[dict[str, Any]]:
     """Every state the batch was seen in, as raw JSON, until it ends."""
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ended() -> bool:
         seen.append(client.batches.with_raw_response.retrieve(batch_id).http_response.json())
-        if seen[-1]["status"] in TERMINAL:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"batch {batch_id} did not finish: {seen[-1]}")
+        return seen[-1]["status"] in TERMINAL
+
+    wait_for(ended, f"batch {batch_id} to finish", timeout)
+    return seen
 
 
 def test_the_official_client_runs_a_batch_from_upload_to_output_file(client: openai.OpenAI) -> None:

@@ -6,7 +6,6 @@ comparisons below have one fixed outcome on a given build, not a likely one.
 
 import base64
 import json
-import time
 import zlib
 from typing import Any
 
@@ -17,14 +16,12 @@ from redis import Redis
 
 from shared import names, rqcontract
 from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.integration.sse import chunks, data_lines
+from tests.probes import chunks, data_lines, job_of, poll
 from tests.spec import assert_conforms
-from tests.stack import Stack
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 STORY = [{"role": "user", "content": "Write a short story about a dog."}]
 PERSON = {
     "type": "object",
@@ -51,10 +48,6 @@ def streamed(client: openai.OpenAI, **fields: Any) -> tuple[str, list[Any]]:
     parts = list(ask(client, stream=True, **fields))
     content = "".join(c.choices[0].delta.content or "" for c in parts if c.choices)
     return content, parts
-
-
-def job_id(response_id: str) -> str:
-    return "job_" + response_id.removeprefix("chatcmpl-")
 
 
 def test_reply_conforms_to_the_spec_with_consistent_usage(client: openai.OpenAI) -> None:
@@ -224,11 +217,9 @@ def test_job_record_is_json_with_a_fixed_description(stack: Stack, client: opena
     marker = "Marker-7f3a: describe a lighthouse."
     reply = ask(client, messages=[{"role": "user", "content": marker}], max_tokens=4, seed=1)
     with Redis.from_url(stack.redis_url) as redis:
-        record = redis.hgetall(rqcontract.job_key(job_id(reply.id)))
+        record = redis.hgetall(rqcontract.job_key(job_of(reply.id)))
         # The worker stores RQ's result after it sent the reply's terminal event: give it a moment.
-        deadline = time.monotonic() + 10
-        while not (results := redis.xrange(f"rq:results:{job_id(reply.id)}")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        results = poll(lambda: redis.xrange(f"rq:results:{job_of(reply.id)}"), timeout=10)
     assert record[b"description"] == JOB_DESCRIPTION.encode()
     assert record[b"origin"] == names.queue_name(MODEL, names.INTERACTIVE).encode()
     function, instance, args, kwargs = json.loads(zlib.decompress(record[b"data"]))
@@ -238,4 +229,4 @@ def test_job_record_is_json_with_a_fixed_description(stack: Stack, client: opena
     # RQ keeps the return value serialised with the job's serializer (JSON, base64-wrapped).
     assert results, "the worker stored a result"
     summary = json.loads(base64.b64decode(results[-1][1][b"return_value"]))
-    assert summary["job"] == job_id(reply.id) and summary["outcome"] == "completed"
+    assert summary["job"] == job_of(reply.id) and summary["outcome"] == "completed"

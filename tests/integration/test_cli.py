@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,12 +19,11 @@ from redis import Redis
 
 from shared import events, names
 from shared.redis_server import RedisServer
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import free_port, running_stack
+from tests.probes import job_of, poll
+from tests.stack import MODEL, free_port, running_stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 LLAMAQ = Path(sys.executable).with_name("llamaq")
 
 
@@ -50,16 +48,19 @@ class Output:
         self._stdout.close()
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                break
+        found = poll(lambda: self._next_match(pattern), timeout)
+        if found is None:
+            raise AssertionError(f"no line matching {pattern!r} in {timeout} s; output so far: {self.lines}")
+        return found
+
+    def _next_match(self, pattern: str) -> re.Match[str] | None:
+        """Read the lines printed so far up to the first that matches `pattern`."""
+        while not self._queue.empty():
+            line = self._queue.get_nowait()
             self.lines.append(line)
             if found := re.search(pattern, line):
                 return found
-        raise AssertionError(f"no line matching {pattern!r} in {timeout} s; output so far: {self.lines}")
+        return None
 
 
 def fresh_machine_env(home: Path, port: int) -> dict[str, str]:
@@ -127,7 +128,7 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
     server = RedisServer(home / "state" / "llamaq" / "redis")
     with Redis.from_url(server.start()) as redis:
         try:
-            assert redis.exists(names.job_key(job_id(reply.id))), "the state was persisted"
+            assert redis.exists(names.job_key(job_of(reply.id))), "the state was persisted"
             assert redis.zcard(names.model_workers_key(MODEL)) == 0
             assert list(redis.scan_iter(match=names.worker_key("*"))) == []
         finally:
@@ -136,10 +137,6 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
 
 def stack_client(base_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=120)
-
-
-def job_id(response_id: str) -> str:
-    return "job_" + response_id.removeprefix("chatcmpl-")
 
 
 def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Path) -> None:

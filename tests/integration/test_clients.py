@@ -33,8 +33,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack, running_stack
+from tests.stack import MODEL, Stack, running_stack
 
 # LiteLLM fetches its model price map from GitHub at import unless told to use the copy it ships.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -51,7 +50,6 @@ pytestmark = [
     ),
 ]
 
-MODEL = DEFAULT_MODEL_NAME
 FINISHED = {"stop", "length"}
 GREETING = "Hi, who are you?"
 FOLLOW_UP = "Tell me more."

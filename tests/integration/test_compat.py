@@ -1,7 +1,6 @@
 """What the official SDKs do on first contact: send returned messages back as history, retry 5xx, omit
 max_tokens, probe /health, list nothing yet, and meet an error in the middle of a stream."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,12 @@ import pytest
 from redis import Redis
 
 from shared import names
-from shared.settings import DEFAULT_MODEL_NAME
+from tests.probes import wait_for
 from tests.spec import assert_conforms
-from tests.stack import Stack, running_stack
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 FIRST = {"role": "user", "content": "Name a colour."}
 SECOND = {"role": "user", "content": "Another one?"}
 
@@ -49,10 +47,13 @@ def test_every_returned_message_goes_back_as_history(stack: Stack, client: opena
         assert http.post("/v1/chat/completions", json=again).status_code == 200
         # A background job's result carries the same message object.
         job = http.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": again}).json()
-        deadline = time.monotonic() + 60
-        while (polled := http.get(f"/v1/jobs/{job['id']}").json())["status"] != "completed":
-            assert time.monotonic() < deadline and polled["status"] in ("queued", "in_progress"), polled
-            time.sleep(0.05)
+
+        def completed() -> dict[str, Any] | None:
+            polled = http.get(f"/v1/jobs/{job['id']}").json()
+            assert polled["status"] in ("queued", "in_progress", "completed"), polled
+            return polled if polled["status"] == "completed" else None
+
+        polled = wait_for(completed, "the background job to complete", timeout=60)
     second_turn(client, polled["response"]["choices"][0]["message"])
 
     streamed = "".join(

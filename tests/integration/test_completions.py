@@ -5,14 +5,12 @@ from typing import Any
 import openai
 import pytest
 
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.integration.sse import chunks, data_lines
+from tests.probes import chunks, data_lines
 from tests.spec import errors_against
-from tests.stack import Stack
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 COUNT = "1, 2, 3, 4,"
 
 

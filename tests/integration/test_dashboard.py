@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from rq.serializers import JSONSerializer
 
 from shared import names, rqcontract
 from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
-from shared.settings import DEFAULT_MODEL_NAME
 from tests.integration.secured import password_redis
-from tests.stack import ROOT, Stack, free_port, running_stack, wait_http
+from tests.probes import wait_for
+from tests.stack import MODEL, ROOT, Stack, free_port, running_stack, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +126,7 @@ class _generating:
     def _run(self) -> None:
         messages = [{"role": "user", "content": f"Write a long story. {HOSTILE}"}]
         with self.client.chat.completions.create(
-            model=DEFAULT_MODEL_NAME, messages=messages, max_tokens=1500, stream=True
+            model=MODEL, messages=messages, max_tokens=1500, stream=True
         ) as stream:
             for _ in stream:
                 if self.stop.is_set():
@@ -142,13 +141,11 @@ class _generating:
 
 
 def _busy_workers(http: httpx.Client, timeout: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def busy() -> httpx.Response | None:
         reply = http.get("/0/data/workers.json")
-        if any(worker["current_job"] != "idle" for worker in reply.json()["workers"]):
-            return reply
-        time.sleep(0.1)
-    raise TimeoutError("the worker never showed a current job")
+        return reply if any(worker["current_job"] != "idle" for worker in reply.json()["workers"]) else None
+
+    return wait_for(busy, "the worker to show a current job", timeout, interval=0.1)
 
 
 def test_llamaq_dashboard_serves_it_alone(dashboard: Stack) -> None:

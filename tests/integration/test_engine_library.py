@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import ROOT
 from worker import llamalib
 from worker.engine_build import llama_requirement
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 OBJDUMP = shutil.which("objdump")
 # AMX tile instructions: never safe to ship (a CPU may advertise AMX that its kernel refuses).
 AMX = re.compile(r"\b(ldtilecfg|sttilecfg|tilezero|tileloadd|tileloaddt1|tilestored|tilerelease|tdp\w+)\b")

@@ -12,8 +12,9 @@ import pytest
 from redis import Redis
 
 from shared import names, rqcontract
-from tests.integration.test_backpressure import COUNTING, MODEL, TERMINAL, job_of, record, wait_for
-from tests.stack import Stack, running_stack
+from tests.integration.test_backpressure import COUNTING, TERMINAL, record
+from tests.probes import job_of, wait_for
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 

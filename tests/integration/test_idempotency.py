@@ -9,8 +9,8 @@ import pytest
 from redis import Redis
 
 from shared import names
-from tests.integration.test_backpressure import MODEL, job_of
-from tests.stack import Stack
+from tests.probes import job_of
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,14 +11,13 @@ import pytest
 from redis import Redis
 
 from shared import names
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.jobevents import job_events
+from tests.probes import job_events, wait_for
 from tests.spec import assert_conforms
-from tests.stack import Stack, running_stack
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
-COUNTING = {"model": DEFAULT_MODEL_NAME, "prompt": "1, 2, 3, 4, 5,", "temperature": 0}
+COUNTING = {"model": MODEL, "prompt": "1, 2, 3, 4, 5,", "temperature": 0}
 
 
 def _submit(http: httpx.Client, body: dict[str, Any], endpoint: str = "/v1/completions") -> dict[str, Any]:
@@ -29,13 +27,11 @@ def _submit(http: httpx.Client, body: dict[str, Any], endpoint: str = "/v1/compl
 
 
 def _until(http: httpx.Client, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> dict | None:
         job = http.get(f"/v1/jobs/{job_id}").json()
-        if done(job):
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never reached the expected state: {job}")
+        return job if done(job) else None
+
+    return wait_for(reached, f"job {job_id} to reach the expected state", timeout, interval=0.02)
 
 
 def _events(http: httpx.Client, job_id: str, last_event_id: int | None = None) -> list[tuple[int, str, dict]]:
@@ -52,7 +48,7 @@ def http(stack: Stack) -> httpx.Client:
 
 
 def test_a_chat_job_completes_with_the_full_openai_response(http: httpx.Client) -> None:
-    body = {"model": DEFAULT_MODEL_NAME, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8}
     job = _submit(http, body, "/v1/chat/completions")
     assert job["status"] in ("queued", "in_progress")
 

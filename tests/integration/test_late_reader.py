@@ -16,17 +16,13 @@ from redis.asyncio import Redis as AsyncRedis
 
 from api.relay import Relay
 from shared import events, names
-from shared.settings import DEFAULT_MODEL_NAME, Settings
-from tests.stack import Stack
+from shared.settings import Settings
+from tests.probes import job_of, wait_for
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
-
-
-def job_id(response_id: str) -> str:
-    return "job_" + response_id.removeprefix("chatcmpl-")
 
 
 def content_of(chunks: Iterator[Any]) -> str:
@@ -34,10 +30,10 @@ def content_of(chunks: Iterator[Any]) -> str:
 
 
 def wait_for_tokens(redis: Redis, job: str, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while int(redis.hget(names.job_key(job), "tokens") or 0) < count:
-        assert time.monotonic() < deadline, f"job {job} did not reach {count} tokens"
-        time.sleep(0.02)
+    def generated() -> bool:
+        return int(redis.hget(names.job_key(job), "tokens") or 0) >= count
+
+    wait_for(generated, f"job {job} to reach {count} tokens", timeout, interval=0.02)
 
 
 @contextlib.contextmanager
@@ -77,7 +73,7 @@ def test_relay_attached_mid_job_gets_every_token(stack: Stack, client: openai.Op
     worker = stack.workers[0]
     stream = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=128, seed=2, stream=True)
     chunks = iter(stream)
-    job = job_id(next(chunks).id)
+    job = job_of(next(chunks).id)
     with Redis.from_url(stack.redis_url) as redis:
         wait_for_tokens(redis, job, 5)
         with paused(worker.pid):

@@ -2,27 +2,23 @@
 
 import re
 import secrets
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack
+from tests.probes import wait_for
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
 
 def wait_for_line(path: Path, pattern: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in path.read_text(errors="replace").splitlines():
-            if re.search(pattern, line):
-                return line
-        time.sleep(0.1)
-    raise TimeoutError(f"no line matching {pattern!r} in {path}")
+    def matching() -> str | None:
+        return next((line for line in path.read_text(errors="replace").splitlines() if re.search(pattern, line)), None)
+
+    return wait_for(matching, f"a line matching {pattern!r} in {path}", timeout, interval=0.1)
 
 
 def test_request_and_job_lines_carry_ids_and_figures_but_no_text(stack: Stack, client: openai.OpenAI) -> None:
@@ -30,7 +26,7 @@ def test_request_and_job_lines_carry_ids_and_figures_but_no_text(stack: Stack, c
     marker = f"zebra{secrets.token_hex(6)}"
     request_id = f"trace-{secrets.token_hex(4)}"
     raw = client.chat.completions.with_raw_response.create(
-        model=DEFAULT_MODEL_NAME,
+        model=MODEL,
         messages=[{"role": "user", "content": f"Repeat this word: {marker}"}],
         max_tokens=16,
         seed=3,
@@ -48,7 +44,7 @@ def test_request_and_job_lines_carry_ids_and_figures_but_no_text(stack: Stack, c
     assert f"completion_tokens={reply.usage.completion_tokens}" in job_line  # type: ignore[union-attr]
     assert f"prompt_tokens={reply.usage.prompt_tokens}" in job_line  # type: ignore[union-attr]
     assert re.search(r"time_to_first_token_seconds=[0-9.]+", job_line)
-    assert f"model={DEFAULT_MODEL_NAME}" in job_line and f"request_id={request_id}" in job_line
+    assert f"model={MODEL}" in job_line and f"request_id={request_id}" in job_line
 
     logs = "\n".join(path.read_text(errors="replace") for path in stack.logs.glob("*.log"))
     assert marker not in logs
@@ -73,7 +69,7 @@ def test_errors_carry_the_request_id_too(stack: Stack) -> None:
 def test_background_job_lines_name_the_submitting_request(stack: Stack) -> None:
     assert stack.logs is not None
     request_id = f"bg-{secrets.token_hex(4)}"
-    body = {"model": DEFAULT_MODEL_NAME, "messages": [{"role": "user", "content": "Say yes"}], "max_tokens": 2}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say yes"}], "max_tokens": 2}
     submitted = httpx.post(
         f"{stack.base_url}/v1/jobs",
         json={"endpoint": "/v1/chat/completions", "body": body},

@@ -1,7 +1,7 @@
 """/metrics after real traffic through the real worker: every figure moved by exactly what was sent."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -10,14 +10,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from shared import names
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack
+from tests.probes import wait_for
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
 Figures = dict[tuple[str, frozenset[tuple[str, str]]], float]
 CHAT = "/v1/chat/completions"
-LANE = {"model": DEFAULT_MODEL_NAME, "lane": "interactive"}
+LANE = {"model": MODEL, "lane": "interactive"}
 
 
 def scrape(stack: Stack) -> Figures:
@@ -33,14 +33,6 @@ def value(figures: Figures, name: str, **labels: str) -> float:
     return figures.get((name, frozenset(labels.items())), 0.0)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("metrics did not reach the expected values")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def ghost_model(stack: Stack) -> Iterator[str]:
     """A model some worker once served but none serves now: requests for it get 503."""
@@ -54,12 +46,11 @@ def test_metrics_move_by_what_the_traffic_did(stack: Stack, client: openai.OpenA
     before = scrape(stack)
     messages = [{"role": "user", "content": "Count to five."}]
     usages = [
-        client.chat.completions.create(model=DEFAULT_MODEL_NAME, messages=messages, max_tokens=6, seed=1).usage
-        for _ in range(2)
+        client.chat.completions.create(model=MODEL, messages=messages, max_tokens=6, seed=1).usage for _ in range(2)
     ]
     chunks = list(
         client.chat.completions.create(
-            model=DEFAULT_MODEL_NAME,
+            model=MODEL,
             messages=messages,
             max_tokens=6,
             stream=True,
@@ -76,8 +67,12 @@ def test_metrics_move_by_what_the_traffic_did(stack: Stack, client: openai.OpenA
     prompted = sum(usage.prompt_tokens for usage in usages if usage)
 
     # Workers add their figures right after the terminal event a client waits for: wait for them.
-    wait_for(lambda: value(scrape(stack), "llamaq_job_latency_seconds_count", **LANE) >= 3 + value(
-        before, "llamaq_job_latency_seconds_count", **LANE))  # fmt: skip
+    target = 3 + value(before, "llamaq_job_latency_seconds_count", **LANE)
+
+    def recorded() -> bool:
+        return value(scrape(stack), "llamaq_job_latency_seconds_count", **LANE) >= target
+
+    wait_for(recorded, "the job figures", timeout=20, interval=0.1)
     after = scrape(stack)
 
     def delta(name: str, **labels: str) -> float:
@@ -105,7 +100,7 @@ def test_metrics_move_by_what_the_traffic_did(stack: Stack, client: openai.OpenA
     assert delta("llamaq_decode_tokens_per_second_count", **LANE) == sum(
         1 for usage in usages if usage and usage.completion_tokens > 1
     )
-    assert value(after, "llamaq_workers_alive", model=DEFAULT_MODEL_NAME) == 1
+    assert value(after, "llamaq_workers_alive", model=MODEL) == 1
     assert value(after, "llamaq_queue_depth", **LANE) == 0
     assert value(after, "llamaq_queue_oldest_age_seconds", **LANE) == 0
     assert delta("llamaq_http_requests_total", route="/metrics", method="GET", status="200") >= 1

@@ -1,10 +1,7 @@
 """GET /v1/models follows the live workers; /health/live and /health/ready; unknown models are 404."""
 
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
@@ -12,23 +9,11 @@ import pytest
 from redis import Redis
 
 from shared import names
-from shared.settings import DEFAULT_MODEL_NAME
+from tests.probes import poll
 from tests.spec import assert_conforms
-from tests.stack import Stack, running_stack
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
-
-MODEL = DEFAULT_MODEL_NAME
-
-
-def until(check: Callable[[], Any], timeout: float) -> Any:
-    """Poll `check` until it returns something truthy or `timeout` seconds pass; returns its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer or time.monotonic() >= deadline:
-            return answer
-        time.sleep(0.1)
 
 
 def model_ids(base_url: str) -> list[str]:
@@ -100,9 +85,9 @@ def test_stopped_and_killed_workers_leave_the_list(fresh_redis_url: str, logs_di
 
         killed.send_signal(signal.SIGKILL)
         killed.wait(10)
-        assert until(lambda: model_ids(stack.base_url) == [], timeout=20), "a killed worker stays listed"
+        assert poll(lambda: model_ids(stack.base_url) == [], timeout=20, interval=0.1), "a killed worker stays listed"
         assert ready_workers(stack.base_url) == 0
-        assert until(lambda: not redis.exists(names.worker_key(remaining)), timeout=20)
+        assert poll(lambda: not redis.exists(names.worker_key(remaining)), timeout=20, interval=0.1)
 
         with openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
             with pytest.raises(openai.NotFoundError) as caught:

@@ -1,7 +1,6 @@
 """Interactive requests go before batch work: with a 200-line batch running, an interactive request
 waits at most for the batch job the worker is already generating."""
 
-import time
 from datetime import datetime
 
 import openai
@@ -10,8 +9,8 @@ import pytest
 from redis import Redis
 
 from shared import names, rqcontract
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack
+from tests.probes import wait_for
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +24,7 @@ def _batch_file(client: openai.OpenAI) -> str:
             "method": "POST",
             "url": "/v1/chat/completions",
             "body": {
-                "model": DEFAULT_MODEL_NAME,
+                "model": MODEL,
                 "messages": [{"role": "user", "content": f"Say {i}"}],
                 "max_tokens": 3,
             },
@@ -34,15 +33,6 @@ def _batch_file(client: openai.OpenAI) -> str:
     ]
     content = b"".join(orjson.dumps(line) + b"\n" for line in lines)
     return client.files.create(file=("many.jsonl", content), purpose="batch").id
-
-
-def _wait(check: object, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _enqueued_at(redis: Redis, job_id: str) -> float:
@@ -55,23 +45,23 @@ def test_interactive_requests_overtake_a_running_batch(stack: Stack, client: ope
         input_file_id=_batch_file(client), endpoint="/v1/chat/completions", completion_window="1h"
     )
     redis = Redis.from_url(stack.redis_url)
-    batch_lane = rqcontract.queue_key(DEFAULT_MODEL_NAME, names.BATCH)
+    batch_lane = rqcontract.queue_key(MODEL, names.BATCH)
     try:
         # Running, and with work waiting behind the running line, so there is something to overtake.
-        _wait(
+        wait_for(
             lambda: client.batches.retrieve(batch.id).request_counts.completed >= 3 and redis.llen(batch_lane) >= 10,
             "the batch to be running with lines waiting",
         )
         interactive = []
         for i in range(3):
             reply = client.chat.completions.create(
-                model=DEFAULT_MODEL_NAME, messages=[{"role": "user", "content": f"Quick {i}"}], max_tokens=4
+                model=MODEL, messages=[{"role": "user", "content": f"Quick {i}"}], max_tokens=4
             )
             interactive.append("job_" + reply.id.removeprefix("chatcmpl-"))
         done = client.batches.retrieve(batch.id).request_counts.completed
-        _wait(lambda: client.batches.retrieve(batch.id).request_counts.completed >= done + 2, "the batch to go on")
+        wait_for(lambda: client.batches.retrieve(batch.id).request_counts.completed >= done + 2, "the batch to go on")
         client.batches.cancel(batch.id)
-        _wait(lambda: client.batches.retrieve(batch.id).status == "cancelled", "the batch to be cancelled")
+        wait_for(lambda: client.batches.retrieve(batch.id).status == "cancelled", "the batch to be cancelled")
 
         line_jobs = [raw.decode() for raw in redis.lrange(names.batch_lines_key(batch.id, "jobs"), 0, -1)]
         starts = [float(raw) for job in line_jobs if (raw := redis.hget(names.job_key(job), "started_at"))]

@@ -10,8 +10,9 @@ from redis import Redis
 
 from shared import names, rqcontract
 from shared.redis_server import RedisServer
-from tests.integration.test_backpressure import COUNTING, MODEL, TERMINAL, wait_for
-from tests.stack import running_stack
+from tests.integration.test_backpressure import COUNTING, TERMINAL
+from tests.probes import wait_for
+from tests.stack import MODEL, running_stack
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,11 @@ import pytest
 from redis import Redis
 
 from shared import events, names
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.spec import assert_conforms
-from tests.stack import Stack
+from tests.probes import error_of
+from tests.stack import MODEL, Stack
 
 pytestmark = pytest.mark.integration
 
-MODEL = DEFAULT_MODEL_NAME
 HI = [{"role": "user", "content": "hi"}]
 BASE = {"model": MODEL, "messages": HI}
 CHAT = "/v1/chat/completions"
@@ -26,16 +24,6 @@ def post(stack: Stack, path: str, body: Any) -> httpx.Response:
     return httpx.post(
         f"{stack.base_url}{path}", content=content, headers={"content-type": "application/json"}, timeout=60
     )
-
-
-def error_of(response: httpx.Response, status: int = 400) -> dict[str, Any]:
-    """The OpenAI error object of `response`, after checking its status and shape."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert "detail" not in body
-    assert_conforms("ErrorResponse", body)
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    return dict(body["error"])
 
 
 def job_records(stack: Stack) -> set[bytes]:

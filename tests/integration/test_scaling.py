@@ -1,7 +1,6 @@
 """Scaling out: two `llamaq worker` processes on one queue share concurrent requests, both busy at once."""
 
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -12,8 +11,8 @@ from redis import Redis
 
 from shared import names
 from shared.redis_server import RedisServer
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack, running_stack
+from tests.probes import job_of, poll
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ def gauge(stack: Stack, name: str) -> float:
     text = httpx.get(f"{stack.base_url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name and sample.labels.get("model") == DEFAULT_MODEL_NAME:
+            if sample.name == name and sample.labels.get("model") == MODEL:
                 return sample.value
     return 0.0
 
@@ -47,22 +46,26 @@ def test_two_workers_on_one_queue_serve_concurrent_requests(two_workers: Stack) 
     def ask(n: int) -> None:
         try:
             reply = client.chat.completions.create(
-                model=DEFAULT_MODEL_NAME,
+                model=MODEL,
                 messages=[{"role": "user", "content": f"Tell a long story about ship number {n}."}],
                 max_tokens=80,
                 temperature=0,
             )
-            ids.append("job_" + reply.id.removeprefix("chatcmpl-"))
+            ids.append(job_of(reply.id))
         except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=ask, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
-    busy_seen, deadline = 0.0, time.monotonic() + 60
-    while any(thread.is_alive() for thread in threads) and busy_seen < 2 and time.monotonic() < deadline:
-        busy_seen = max(busy_seen, gauge(two_workers, "llamaq_workers_busy"))
-        time.sleep(0.05)
+    busy: list[float] = [0.0]
+
+    def both_busy_or_done() -> bool:
+        busy.append(gauge(two_workers, "llamaq_workers_busy"))
+        return max(busy) >= 2 or not any(thread.is_alive() for thread in threads)
+
+    poll(both_busy_or_done, timeout=60)
+    busy_seen = max(busy)
     for thread in threads:
         thread.join(120)
     assert not failures and len(ids) == 6
@@ -70,5 +73,5 @@ def test_two_workers_on_one_queue_serve_concurrent_requests(two_workers: Stack) 
     assert busy_seen == 2
     with Redis.from_url(two_workers.redis_url) as redis:
         served_by = {redis.hget(names.job_key(job_id), "worker") for job_id in ids}
-        registered = set(redis.zrange(names.model_workers_key(DEFAULT_MODEL_NAME), 0, -1))
+        registered = set(redis.zrange(names.model_workers_key(MODEL), 0, -1))
     assert len(served_by) == 2 and served_by == registered

@@ -3,7 +3,6 @@ with a terminal error event rather than cutting them."""
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from redis import Redis
 
 from shared import names
 from shared.redis_server import RedisServer
-from shared.settings import DEFAULT_MODEL_NAME
-from tests.stack import Stack, running_stack
+from tests.probes import poll
+from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +40,19 @@ def exit_code(process: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
 
 
 def job_status(stack: Stack, job_id: str, wanted: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
     with Redis.from_url(stack.redis_url) as redis:
-        while True:
-            status = (redis.hget(names.job_key(job_id), "status") or b"").decode()
-            if status == wanted or time.monotonic() > deadline:
-                return status
-            time.sleep(0.05)
+
+        def status() -> str:
+            return (redis.hget(names.job_key(job_id), "status") or b"").decode()
+
+        poll(lambda: status() == wanted, timeout)
+        return status()
 
 
 def test_sigterm_lets_the_worker_finish_its_job(own_stack: Stack) -> None:
     worker = own_stack.workers[0]
     stream = client_of(own_stack).chat.completions.create(
-        model=DEFAULT_MODEL_NAME, messages=STORY, max_tokens=120, temperature=0, stream=True
+        model=MODEL, messages=STORY, max_tokens=120, temperature=0, stream=True
     )
     chunks, signalled_at = [], -1
     for chunk in stream:
@@ -71,7 +70,7 @@ def test_sigterm_lets_the_worker_finish_its_job(own_stack: Stack) -> None:
     assert job_status(own_stack, job_id, "completed") == "completed"
     with Redis.from_url(own_stack.redis_url) as redis:
         # It left the registry on its way out rather than waiting for its registration to expire.
-        assert redis.zcard(names.model_workers_key(DEFAULT_MODEL_NAME)) == 0
+        assert redis.zcard(names.model_workers_key(MODEL)) == 0
 
 
 def test_sigterm_ends_open_api_streams_with_a_terminal_event(own_stack: Stack) -> None:
@@ -79,7 +78,7 @@ def test_sigterm_ends_open_api_streams_with_a_terminal_event(own_stack: Stack) -
     own_stack.wait_workers(1)
     assert own_stack.api is not None
     stream = client_of(own_stack).chat.completions.create(
-        model=DEFAULT_MODEL_NAME, messages=STORY, max_tokens=1000, temperature=0, stream=True
+        model=MODEL, messages=STORY, max_tokens=1000, temperature=0, stream=True
     )
     chunks = []
     with pytest.raises(openai.APIError) as ended:

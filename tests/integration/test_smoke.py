@@ -1,19 +1,19 @@
 import openai
 import pytest
 
-from shared.settings import DEFAULT_MODEL_NAME
+from tests.stack import MODEL
 
 pytestmark = pytest.mark.integration
 
 
 def test_chat_non_stream_and_stream(client: openai.OpenAI) -> None:
     messages = [{"role": "user", "content": "Say hi"}]
-    reply = client.chat.completions.create(model=DEFAULT_MODEL_NAME, messages=messages, max_tokens=8, seed=1)
+    reply = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8, seed=1)
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert reply.usage is not None and reply.usage.completion_tokens <= 8
     chunks = list(
         client.chat.completions.create(
-            model=DEFAULT_MODEL_NAME,
+            model=MODEL,
             messages=messages,
             max_tokens=8,
             stream=True,

@@ -2,7 +2,7 @@
 
 Bodies come from the documented request schemas (valid ones, and valid ones with one field replaced by
 arbitrary JSON), plus arbitrary JSON and raw bytes; path parameters are arbitrary text. Every answer
-is either a success or the documented OpenAI error object. A stand-in worker ends admitted jobs.
+is either a success or the documented OpenAI error object. The step worker ends admitted jobs.
 """
 
 import asyncio
@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from tests.fakes import MODEL
+from tests.harness import AsyncApp, async_app, drain
 from tests.spec import assert_conforms
-from tests.unit.fakeapp import MODEL, FakeApp, drain, fake_app
 
 JSON_POSTS = ["/v1/chat/completions", "/v1/completions", "/v1/jobs", "/v1/batches"]
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -71,10 +72,10 @@ def _objects(schema: dict[str, Any], components: dict[str, Any]) -> st.SearchStr
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[asyncio.Runner, FakeApp]]:
-    """One app on fakeredis for all examples, with a served model and a stand-in worker."""
+def served() -> Iterator[tuple[asyncio.Runner, AsyncApp]]:
+    """One app on fakeredis for all examples, with a served model and the step worker."""
     with asyncio.Runner() as runner:
-        app_context = fake_app(max_queue_depth=1000, sync_timeout=5, max_tokens_cap=64)
+        app_context = async_app(max_queue_depth=1000, sync_timeout=5, max_tokens_cap=64)
         fake = runner.run(app_context.__aenter__())
         fake.serve()
         worker = drain(fake)
@@ -86,7 +87,7 @@ def served() -> Iterator[tuple[asyncio.Runner, FakeApp]]:
             runner.run(app_context.__aexit__(None, None, None))
 
 
-def _spec(fake: FakeApp) -> dict[str, Any]:
+def _spec(fake: AsyncApp) -> dict[str, Any]:
     return fake.app.openapi()
 
 
@@ -107,10 +108,10 @@ def _check(spec: dict[str, Any], reply: httpx.Response, path: str) -> None:
         assert reply.text.endswith("data: [DONE]\n\n") or '"error"' in reply.text
 
 
-def _post(served: tuple[asyncio.Runner, FakeApp], path: str, content: bytes) -> None:
+def _post(served: tuple[asyncio.Runner, AsyncApp], path: str, content: bytes) -> None:
     runner, fake = served
     headers = {"Content-Type": "application/json"}
-    reply = runner.run(fake.client.post(path, content=content, headers=headers))
+    reply = runner.run(fake.http.post(path, content=content, headers=headers))
     _check(_spec(fake), reply, path)
 
 
@@ -136,7 +137,7 @@ def documented_bodies(draw: st.DrawFn, spec: dict[str, Any], path: str) -> Any:
     return _with_model(body, draw(st.booleans()))
 
 
-def test_the_document_describes_every_json_body_and_error(served: tuple[asyncio.Runner, FakeApp]) -> None:
+def test_the_document_describes_every_json_body_and_error(served: tuple[asyncio.Runner, AsyncApp]) -> None:
     spec = _spec(served[1])
     for path in JSON_POSTS:
         operation = spec["paths"][path]["post"]
@@ -146,7 +147,7 @@ def test_the_document_describes_every_json_body_and_error(served: tuple[asyncio.
 
 
 @pytest.mark.parametrize("path", JSON_POSTS)
-def test_documented_bodies_never_earn_a_5xx(served: tuple[asyncio.Runner, FakeApp], path: str) -> None:
+def test_documented_bodies_never_earn_a_5xx(served: tuple[asyncio.Runner, AsyncApp], path: str) -> None:
     @FUZZ
     @given(body=documented_bodies(_spec(served[1]), path))
     def run(body: Any) -> None:
@@ -156,7 +157,7 @@ def test_documented_bodies_never_earn_a_5xx(served: tuple[asyncio.Runner, FakeAp
 
 
 @pytest.mark.parametrize("path", JSON_POSTS)
-def test_arbitrary_json_and_bytes_never_earn_a_5xx(served: tuple[asyncio.Runner, FakeApp], path: str) -> None:
+def test_arbitrary_json_and_bytes_never_earn_a_5xx(served: tuple[asyncio.Runner, AsyncApp], path: str) -> None:
     @FUZZ
     @given(content=json_values.map(lambda value: json.dumps(value).encode()) | st.binary(max_size=200))
     def run(content: bytes) -> None:
@@ -169,7 +170,7 @@ def test_arbitrary_json_and_bytes_never_earn_a_5xx(served: tuple[asyncio.Runner,
     "template",
     ["/v1/models/{}", "/v1/jobs/{}", "/v1/jobs/{}/cancel", "/v1/files/{}", "/v1/files/{}/content", "/v1/batches/{}"],
 )
-def test_arbitrary_path_parameters_never_earn_a_5xx(served: tuple[asyncio.Runner, FakeApp], template: str) -> None:
+def test_arbitrary_path_parameters_never_earn_a_5xx(served: tuple[asyncio.Runner, AsyncApp], template: str) -> None:
     runner, fake = served
     method = "POST" if template.endswith("cancel") else "GET"
 
@@ -177,7 +178,7 @@ def test_arbitrary_path_parameters_never_earn_a_5xx(served: tuple[asyncio.Runner
     @given(value=st.text(min_size=1, max_size=80))
     def run(value: str) -> None:
         path = template.format(quote(value, safe=""))
-        reply = runner.run(fake.client.request(method, path))
+        reply = runner.run(fake.http.request(method, path))
         assert reply.status_code < 500, f"{path}: {reply.status_code} {reply.text[:300]}"
 
     run()

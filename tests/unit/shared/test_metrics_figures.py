@@ -13,9 +13,8 @@ from shared.emission import emission
 from shared.scripts import EMIT
 from shared.settings import Settings
 from shared.states import Status
+from tests.fakes import MODEL
 from worker.metrics import JobClock
-
-MODEL = "tiny"
 
 
 def samples(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -2,11 +2,10 @@
 
 import re
 import subprocess
-from pathlib import Path
 
 from shared.settings import Settings
+from tests.stack import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 

@@ -1,4 +1,4 @@
-"""POST/GET/cancel/list /v1/jobs and the job event stream, over fakeredis with a stand-in worker."""
+"""POST/GET/cancel/list /v1/jobs and the job event stream, over fakeredis with the step worker."""
 
 import re
 import threading
@@ -9,22 +9,22 @@ import pytest
 
 from shared import names, rqcontract
 from shared.payload import JobPayload, Params
-from shared.states import Status
-from tests.jobevents import job_events
+from tests.fakes import MODEL
+from tests.harness import CHAT, SyncApp, sync_app
+from tests.probes import job_events
 from tests.spec import assert_conforms
-from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app
 from worker.context import WorkerContext
 from worker.sink import Scripts
 from worker.task import run
 
 
 @pytest.fixture
-def jobs() -> Iterator[JobsApp]:
-    with jobs_app() as app:
+def jobs() -> Iterator[SyncApp]:
+    with sync_app() as app:
         yield app
 
 
-def test_submit_answers_202_with_the_job_and_its_place_in_the_queue(jobs: JobsApp) -> None:
+def test_submit_answers_202_with_the_job_and_its_place_in_the_queue(jobs: SyncApp) -> None:
     first = jobs.submit()
     request = {"endpoint": "/v1/chat/completions", "body": CHAT, "metadata": {"user": "u1"}}
     second = jobs.http.post("/v1/jobs", json=request)
@@ -40,7 +40,7 @@ def test_submit_answers_202_with_the_job_and_its_place_in_the_queue(jobs: JobsAp
     assert body["started_at"] is None and body["response"] is None and body["error"] is None
 
 
-def test_interactive_work_counts_as_ahead_of_a_background_job(jobs: JobsApp) -> None:
+def test_interactive_work_counts_as_ahead_of_a_background_job(jobs: SyncApp) -> None:
     jobs.redis.rpush(rqcontract.queue_key(MODEL, names.INTERACTIVE), "job_interactive1", "job_interactive2")
 
     assert jobs.submit()["queue_position"] == 2
@@ -58,7 +58,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("body", "param", "code"), BAD_BODIES)
 def test_a_bad_body_is_refused_at_submit_exactly_as_its_endpoint_refuses_it(
-    jobs: JobsApp, body: dict[str, Any], param: str, code: str | None
+    jobs: SyncApp, body: dict[str, Any], param: str, code: str | None
 ) -> None:
     direct = jobs.http.post("/v1/chat/completions", json=body)
     submitted = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": body})
@@ -73,14 +73,14 @@ def test_a_bad_body_is_refused_at_submit_exactly_as_its_endpoint_refuses_it(
     assert jobs.http.get("/v1/jobs").json()["data"] == []
 
 
-def test_streaming_is_refused_for_background_work(jobs: JobsApp) -> None:
+def test_streaming_is_refused_for_background_work(jobs: SyncApp) -> None:
     response = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": {**CHAT, "stream": True}})
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "body.stream"
 
 
-def test_unknown_model_and_endpoint_are_refused(jobs: JobsApp) -> None:
+def test_unknown_model_and_endpoint_are_refused(jobs: SyncApp) -> None:
     unknown = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": {**CHAT, "model": "nope"}})
     endpoint = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/embeddings", "body": CHAT})
 
@@ -88,7 +88,7 @@ def test_unknown_model_and_endpoint_are_refused(jobs: JobsApp) -> None:
     assert endpoint.status_code == 400 and endpoint.json()["error"]["param"] == "endpoint"
 
 
-def test_status_follows_the_job_from_queued_to_completed(jobs: JobsApp) -> None:
+def test_status_follows_the_job_from_queued_to_completed(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     assert jobs.worker.pop() == job_id
     assert jobs.worker.start(job_id)
@@ -108,7 +108,7 @@ def test_status_follows_the_job_from_queued_to_completed(jobs: JobsApp) -> None:
     assert isinstance(done["finished_at"], int) and done["error"] is None
 
 
-def test_a_failed_job_carries_an_openai_error_object(jobs: JobsApp) -> None:
+def test_a_failed_job_carries_an_openai_error_object(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     jobs.worker.start(job_id)
     jobs.worker.fail(job_id)
@@ -119,7 +119,7 @@ def test_a_failed_job_carries_an_openai_error_object(jobs: JobsApp) -> None:
     assert failed["error"]["code"] == "context_length_exceeded"
 
 
-def test_a_cancelled_queued_job_never_runs_and_cancel_is_idempotent(jobs: JobsApp) -> None:
+def test_a_cancelled_queued_job_never_runs_and_cancel_is_idempotent(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     first = jobs.http.post(f"/v1/jobs/{job_id}/cancel")
     again = jobs.http.post(f"/v1/jobs/{job_id}/cancel")
@@ -135,7 +135,7 @@ def test_a_cancelled_queued_job_never_runs_and_cancel_is_idempotent(jobs: JobsAp
     assert jobs.http.get(f"/v1/jobs/{job_id}").json()["started_at"] is None
 
 
-def test_cancelling_a_running_job_stops_it_at_its_next_token(jobs: JobsApp) -> None:
+def test_cancelling_a_running_job_stops_it_at_its_next_token(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     jobs.worker.start(job_id)
     assert jobs.worker.tokens(job_id, ["a"]) == [0]
@@ -143,26 +143,20 @@ def test_cancelling_a_running_job_stops_it_at_its_next_token(jobs: JobsApp) -> N
     running = jobs.http.post(f"/v1/jobs/{job_id}/cancel").json()
     assert running["status"] == "in_progress"
     assert jobs.worker.tokens(job_id, ["b"]) == [1]
-    jobs.worker.emit(job_id, *_cancelled())
+    jobs.worker.end_cancelled(job_id)
 
     after = jobs.http.post(f"/v1/jobs/{job_id}/cancel").json()
     assert after["status"] == "cancelled" and after["tokens_generated"] == 2
 
 
-def _cancelled() -> tuple[Any, Status]:
-    from shared import events
-
-    return events.Failed.of(499, "invalid_request_error", "cancelled", "The job was cancelled."), Status.CANCELLED
-
-
-def test_a_finished_job_is_left_as_it_is_by_cancel(jobs: JobsApp) -> None:
+def test_a_finished_job_is_left_as_it_is_by_cancel(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     jobs.worker.run(job_id)
 
     assert jobs.http.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "completed"
 
 
-def test_list_is_newest_first_and_paginated(jobs: JobsApp) -> None:
+def test_list_is_newest_first_and_paginated(jobs: SyncApp) -> None:
     created = [jobs.submit()["id"] for _ in range(5)]
 
     seen, after, pages = [], None, 0
@@ -179,13 +173,13 @@ def test_list_is_newest_first_and_paginated(jobs: JobsApp) -> None:
     assert pages == 3
 
 
-def test_list_limit_is_bounded(jobs: JobsApp) -> None:
+def test_list_limit_is_bounded(jobs: SyncApp) -> None:
     response = jobs.http.get("/v1/jobs", params={"limit": 0})
 
     assert response.status_code == 400 and response.json()["error"]["param"] == "limit"
 
 
-def test_unknown_job_is_404(jobs: JobsApp) -> None:
+def test_unknown_job_is_404(jobs: SyncApp) -> None:
     for response in (
         jobs.http.get("/v1/jobs/job_" + "0" * 32),
         jobs.http.post("/v1/jobs/job_" + "0" * 32 + "/cancel"),
@@ -195,13 +189,13 @@ def test_unknown_job_is_404(jobs: JobsApp) -> None:
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_ids_are_random(jobs: JobsApp) -> None:
+def test_ids_are_random(jobs: SyncApp) -> None:
     ids = {jobs.submit()["id"] for _ in range(20)}
 
     assert len(ids) == 20
 
 
-def _read_events(jobs: JobsApp, job_id: str, last_event_id: str | None = None) -> list[tuple[int, str, Any]]:
+def _read_events(jobs: SyncApp, job_id: str, last_event_id: str | None = None) -> list[tuple[int, str, Any]]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     with jobs.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
         assert response.status_code == 200
@@ -209,7 +203,7 @@ def _read_events(jobs: JobsApp, job_id: str, last_event_id: str | None = None) -
         return job_events(response.iter_lines())
 
 
-def test_events_replay_from_the_start_and_resume_after_last_event_id(jobs: JobsApp) -> None:
+def test_events_replay_from_the_start_and_resume_after_last_event_id(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     jobs.worker.start(job_id)
     jobs.worker.tokens(job_id, ["a", "b", "c"])
@@ -224,7 +218,7 @@ def test_events_replay_from_the_start_and_resume_after_last_event_id(jobs: JobsA
     assert resumed == whole[2:]
 
 
-def test_events_followed_live_have_no_gap_and_no_duplicate(jobs: JobsApp) -> None:
+def test_events_followed_live_have_no_gap_and_no_duplicate(jobs: SyncApp) -> None:
     job_id = jobs.submit()["id"]
     jobs.worker.start(job_id)
     jobs.worker.tokens(job_id, ["t0"])

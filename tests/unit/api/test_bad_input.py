@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.fakeapp import MODEL, FakeApp, drain, fake_app
+from tests.fakes import MODEL
+from tests.harness import AsyncApp, async_app, drain
 
 CHAT_PATH, COMPLETIONS_PATH, JOBS_PATH = "/v1/chat/completions", "/v1/completions", "/v1/jobs"
 USER = {"role": "user", "content": "hi"}
@@ -34,12 +35,13 @@ def job(**body: Any) -> dict[str, Any]:
 
 
 def raw(text: str) -> bytes:
-    return text.encode()
+    """`text` as bytes, with `{MODEL}` standing for the served model's id."""
+    return text.replace("{MODEL}", MODEL).encode()
 
 
 CASES: dict[str, Case] = {
-    "malformed json": Case(raw('{"model": "tiny", "messages": [')),
-    "trailing garbage": Case(raw('{"model": "tiny", "messages": []} x')),
+    "malformed json": Case(raw('{"model": "{MODEL}", "messages": [')),
+    "trailing garbage": Case(raw('{"model": "{MODEL}", "messages": []} x')),
     "empty body": Case(b""),
     "body is an array": Case([CHAT]),
     "body is a string": Case(raw('"hello"')),
@@ -64,10 +66,10 @@ CASES: dict[str, Case] = {
     "max_tokens above the cap": Case(chat(max_tokens=MAX_TOKENS_CAP + 1), param="max_tokens"),
     "temperature out of range": Case(chat(temperature=1e308), param="temperature"),
     "temperature NaN": Case(
-        raw('{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}')
+        raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}')
     ),
     "top_p Infinity": Case(
-        raw('{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "top_p": Infinity}')
+        raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": "hi"}], "top_p": Infinity}')
     ),
     "seed beyond 64 bits": Case(chat(seed=2**70), param="seed"),
     "n above one": Case(chat(n=2), param="n"),
@@ -75,14 +77,16 @@ CASES: dict[str, Case] = {
     "stream is a string": Case(chat(stream="yes"), param="stream"),
     "unknown field": Case(chat(frobnicate=True), param="frobnicate"),
     "unsupported field": Case(chat(logprobs=True), param="logprobs"),
-    "deeply nested JSON": Case(raw('{"model": "tiny", "messages": ' + "[" * 50_000 + "]" * 50_000 + "}")),
+    "deeply nested JSON": Case(raw('{"model": "{MODEL}", "messages": ' + "[" * 50_000 + "]" * 50_000 + "}")),
     "deeply nested content": Case(
-        raw('{"model": "tiny", "messages": [{"role": "user", "content": ' + "[" * 300 + "]" * 300 + "}]}")
+        raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": ' + "[" * 300 + "]" * 300 + "}]}")
     ),
-    "invalid UTF-8 bytes": Case(b'{"model": "tiny", "messages": [{"role": "user", "content": "\xff\xfe\xc3("}]}'),
-    "lone surrogate": Case(raw('{"model": "tiny", "messages": [{"role": "user", "content": "a\\ud800b"}]}')),
+    "invalid UTF-8 bytes": Case(
+        raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": "') + b'\xff\xfe\xc3("}]}'
+    ),
+    "lone surrogate": Case(raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": "a\\ud800b"}]}')),
     "raw control character in a string": Case(
-        raw('{"model": "tiny", "messages": [{"role": "user", "content": "a\x01b"}]}')
+        raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": "a\x01b"}]}')
     ),
     "too many messages": Case(chat(messages=[USER] * (MAX_MESSAGES + 1)), param="messages"),
     "prompt longer than the context": Case(
@@ -108,7 +112,7 @@ CASES: dict[str, Case] = {
 }
 
 
-async def _send(fake: FakeApp, case: Case) -> Any:
+async def _send(fake: AsyncApp, case: Case) -> Any:
     content = case.body if isinstance(case.body, bytes) else json.dumps(case.body).encode()
     headers = {"Content-Type": "application/json", **case.headers}
     if case.chunked:
@@ -117,15 +121,15 @@ async def _send(fake: FakeApp, case: Case) -> Any:
             for start in range(0, len(content), 1000):
                 yield content[start : start + 1000]
 
-        return await fake.client.post(case.path, content=pieces(), headers=headers)
-    return await fake.client.post(case.path, content=content, headers=headers)
+        return await fake.http.post(case.path, content=pieces(), headers=headers)
+    return await fake.http.post(case.path, content=content, headers=headers)
 
 
 @pytest.mark.parametrize("name", CASES)
 async def test_bad_input_is_a_4xx_error_and_enqueues_nothing(name: str) -> None:
     case = CASES[name]
     settings = dict(max_tokens_cap=MAX_TOKENS_CAP, max_messages=MAX_MESSAGES, max_body_bytes=MAX_BODY)
-    async with fake_app(**settings) as fake:
+    async with async_app(**settings) as fake:
         fake.serve(n_ctx=N_CTX)
         reply = await _send(fake, case)
         assert reply.status_code == case.status, reply.text
@@ -136,10 +140,10 @@ async def test_bad_input_is_a_4xx_error_and_enqueues_nothing(name: str) -> None:
             assert body["error"]["code"] == case.code
         if case.param:
             assert body["error"]["param"] == case.param
-        assert await fake.job_count() == 0
-        assert (await fake.client.get("/health/live")).status_code == 200
+        assert fake.job_count() == 0
+        assert (await fake.http.get("/health/live")).status_code == 200
         async with drain(fake):
-            after = await fake.client.post(CHAT_PATH, json=CHAT)
+            after = await fake.http.post(CHAT_PATH, json=CHAT)
         assert after.status_code == 200
 
 
@@ -152,15 +156,15 @@ async def test_bad_input_is_a_4xx_error_and_enqueues_nothing(name: str) -> None:
     ],
 )
 async def test_bad_key_is_401(header: dict[str, str], message: str) -> None:
-    async with fake_app(api_keys="secret,other") as fake:
+    async with async_app(api_keys="secret,other") as fake:
         fake.serve()
-        reply = await fake.client.post(CHAT_PATH, json=CHAT, headers=header)
+        reply = await fake.http.post(CHAT_PATH, json=CHAT, headers=header)
         assert reply.status_code == 401
         assert reply.json()["error"]["code"] == "invalid_api_key"
         assert message in reply.json()["error"]["message"]
-        assert await fake.job_count() == 0
+        assert fake.job_count() == 0
         async with drain(fake):
-            good = await fake.client.post(CHAT_PATH, json=CHAT, headers={"Authorization": "Bearer other"})
+            good = await fake.http.post(CHAT_PATH, json=CHAT, headers={"Authorization": "Bearer other"})
         assert good.status_code == 200
 
 

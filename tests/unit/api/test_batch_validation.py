@@ -6,23 +6,24 @@ from typing import Any
 import pytest
 
 from shared import names, rqcontract
+from tests.fakes import MODEL
+from tests.harness import CHAT, SyncApp, line, sync_app
 from tests.spec import assert_conforms
-from tests.unit.jobs_app import CHAT, MODEL, JobsApp, jobs_app, line
 
 
 @pytest.fixture
-def jobs() -> Iterator[JobsApp]:
-    with jobs_app(max_batch_lines=5, max_file_bytes=4096) as app:
+def jobs() -> Iterator[SyncApp]:
+    with sync_app(max_batch_lines=5, max_file_bytes=4096) as app:
         yield app
 
 
-def _validated(jobs: JobsApp, lines: list[Any]) -> dict[str, Any]:
+def _validated(jobs: SyncApp, lines: list[Any]) -> dict[str, Any]:
     batch = jobs.create_batch(jobs.upload(lines)["id"])
     assert batch["status"] == "validating"
     return jobs.wait_batch(batch["id"], lambda b: b["status"] != "validating")
 
 
-def test_a_good_file_goes_in_progress_with_every_line_on_the_batch_lane(jobs: JobsApp) -> None:
+def test_a_good_file_goes_in_progress_with_every_line_on_the_batch_lane(jobs: SyncApp) -> None:
     batch = _validated(jobs, [line("a"), line("b"), line("c")])
 
     assert batch["status"] == "in_progress"
@@ -48,7 +49,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("lines", "bad_line", "code"), MALFORMED)
 def test_a_malformed_file_fails_validation_naming_the_line(
-    jobs: JobsApp, lines: list[Any], bad_line: int, code: str | None
+    jobs: SyncApp, lines: list[Any], bad_line: int, code: str | None
 ) -> None:
     batch = _validated(jobs, lines)
 
@@ -64,7 +65,7 @@ def test_a_malformed_file_fails_validation_naming_the_line(
 
 def test_a_prompt_that_cannot_fit_the_context_fails_validation() -> None:
     long = {**CHAT, "messages": [{"role": "user", "content": "w " * 20_000}]}
-    with jobs_app() as jobs:
+    with sync_app() as jobs:
         batch = _validated(jobs, [line("a"), line("b", long)])
 
     assert batch["status"] == "failed"
@@ -72,7 +73,7 @@ def test_a_prompt_that_cannot_fit_the_context_fails_validation() -> None:
     assert (error["line"], error["code"], error["param"]) == (2, "context_length_exceeded", "body.messages")
 
 
-def test_every_bad_line_is_reported(jobs: JobsApp) -> None:
+def test_every_bad_line_is_reported(jobs: SyncApp) -> None:
     batch = _validated(jobs, [b"[]", line("b"), b"nope", line("b")])
 
     assert [(e["line"], e["code"]) for e in batch["errors"]["data"]] == [
@@ -82,21 +83,21 @@ def test_every_bad_line_is_reported(jobs: JobsApp) -> None:
     ]
 
 
-def test_more_lines_than_the_limit_fail_validation(jobs: JobsApp) -> None:
+def test_more_lines_than_the_limit_fail_validation(jobs: SyncApp) -> None:
     batch = _validated(jobs, [line(str(i)) for i in range(6)])
 
     assert batch["status"] == "failed"
     assert batch["errors"]["data"][0]["code"] == "too_many_requests"
 
 
-def test_an_empty_file_fails_validation(jobs: JobsApp) -> None:
+def test_an_empty_file_fails_validation(jobs: SyncApp) -> None:
     file_id = jobs.upload([])["id"]
     batch = jobs.wait_batch(jobs.create_batch(file_id)["id"], lambda b: b["status"] != "validating")
 
     assert batch["status"] == "failed" and batch["errors"]["data"][0]["code"] == "empty_file"
 
 
-def test_a_file_over_the_size_limit_is_413_at_upload(jobs: JobsApp) -> None:
+def test_a_file_over_the_size_limit_is_413_at_upload(jobs: SyncApp) -> None:
     content = b"".join(b'{"custom_id": "%d", "body": {}}\n' % i for i in range(200))
     response = jobs.http.post("/v1/files", files={"file": ("big.jsonl", content)}, data={"purpose": "batch"})
 
@@ -105,7 +106,7 @@ def test_a_file_over_the_size_limit_is_413_at_upload(jobs: JobsApp) -> None:
     assert jobs.http.get("/v1/files").json()["data"] == []
 
 
-def test_only_batch_files_and_known_files_make_batches(jobs: JobsApp) -> None:
+def test_only_batch_files_and_known_files_make_batches(jobs: SyncApp) -> None:
     purpose = jobs.http.post("/v1/files", files={"file": ("a.jsonl", b"{}\n")}, data={"purpose": "fine-tune"})
     missing = jobs.http.post(
         "/v1/batches",

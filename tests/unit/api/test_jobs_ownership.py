@@ -5,15 +5,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.jobs_app import JobsApp, jobs_app, line
+from tests.harness import SyncApp, line, sync_app
 
 OWNER = {"Authorization": "Bearer key-owner"}
 OTHER = {"Authorization": "Bearer key-other"}
 
 
 @pytest.fixture
-def jobs() -> Iterator[JobsApp]:
-    with jobs_app(api_keys="key-owner,key-other") as app:
+def jobs() -> Iterator[SyncApp]:
+    with sync_app(api_keys="key-owner,key-other") as app:
         yield app
 
 
@@ -22,7 +22,7 @@ def _assert_not_found(response_status: int, body: dict) -> None:
     assert set(body["error"]) == {"message", "type", "param", "code"}
 
 
-def test_another_key_cannot_read_follow_or_cancel_a_job(jobs: JobsApp) -> None:
+def test_another_key_cannot_read_follow_or_cancel_a_job(jobs: SyncApp) -> None:
     job_id = jobs.submit(**OWNER)["id"]
 
     for response in (
@@ -37,7 +37,7 @@ def test_another_key_cannot_read_follow_or_cancel_a_job(jobs: JobsApp) -> None:
     assert [job["id"] for job in jobs.http.get("/v1/jobs", headers=OWNER).json()["data"]] == [job_id]
 
 
-def test_another_key_cannot_read_fetch_or_delete_a_file(jobs: JobsApp) -> None:
+def test_another_key_cannot_read_fetch_or_delete_a_file(jobs: SyncApp) -> None:
     file_id = jobs.upload([line("a")], **OWNER)["id"]
 
     for response in (
@@ -50,7 +50,7 @@ def test_another_key_cannot_read_fetch_or_delete_a_file(jobs: JobsApp) -> None:
     assert jobs.http.get(f"/v1/files/{file_id}/content", headers=OWNER).status_code == 200
 
 
-def test_another_key_cannot_use_read_or_cancel_a_batch_or_its_output(jobs: JobsApp) -> None:
+def test_another_key_cannot_use_read_or_cancel_a_batch_or_its_output(jobs: SyncApp) -> None:
     file_id = jobs.upload([line("a")], **OWNER)["id"]
     refused = jobs.http.post(
         "/v1/batches",
@@ -74,14 +74,14 @@ def test_another_key_cannot_use_read_or_cancel_a_batch_or_its_output(jobs: JobsA
     assert jobs.http.get(f"/v1/files/{finished['output_file_id']}/content", headers=OWNER).status_code == 200
 
 
-def test_no_key_or_a_wrong_key_is_401(jobs: JobsApp) -> None:
+def test_no_key_or_a_wrong_key_is_401(jobs: SyncApp) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         response = jobs.http.get("/v1/jobs", headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
 
 
-def test_ids_are_random_and_unguessable(jobs: JobsApp) -> None:
+def test_ids_are_random_and_unguessable(jobs: SyncApp) -> None:
     job_ids = {jobs.submit(**OWNER)["id"] for _ in range(10)}
     file_ids = {jobs.upload([line("a")], **OWNER)["id"] for _ in range(10)}
     batch_id = jobs.create_batch(next(iter(file_ids)), **OWNER)["id"]

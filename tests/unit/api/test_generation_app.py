@@ -4,80 +4,25 @@ The official `openai` client talks to the app in-process through httpx's ASGI tr
 checked with httpx where the exact wire format matters.
 """
 
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
-
-import fakeredis
-import httpx
 import openai
 import orjson
 import pytest
-from redis.asyncio import Redis
 
-from api.app import create_app
 from shared import names, rqcontract
-from tests.fakes import MODEL, FakeLlama, ThreadWorker, async_redis, make_context, make_engine, make_settings
+from tests.fakes import MODEL, FakeLlama
+from tests.harness import async_app
+from tests.probes import DONE, data_payloads, error_of
 from tests.spec import assert_conforms
 
 REPLY = "Hello there, friend."
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
 
 
-@dataclass
-class Served:
-    http: httpx.AsyncClient
-    client: openai.AsyncOpenAI
-    redis: Redis
-    worker: fakeredis.FakeRedis
-
-
-@contextlib.asynccontextmanager
-async def served(
-    llama: FakeLlama | None = None, *, worker: bool = True, live: bool | None = None, sync_timeout: float = 30
-) -> AsyncIterator[Served]:
-    """The app and one worker of MODEL; `worker` off: no worker runs, `live` off: none is registered either."""
-    server = fakeredis.FakeServer()
-    sync = fakeredis.FakeRedis(server=server)
-    settings = make_settings(sync_timeout=sync_timeout)
-    context = make_context(sync, make_engine(llama or FakeLlama(REPLY)), settings)
-    sync.hset(names.models_key(), MODEL, 1700000000)
-    registered = worker if live is None else live
-    if registered:
-        sync.zadd(names.model_workers_key(MODEL), {context.name: 4102444800})
-    redis = async_redis(server)
-    app = create_app(settings, redis=redis)
-    with ThreadWorker(context) if worker else contextlib.nullcontext():
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://llamaq.test") as http:
-                client = openai.AsyncOpenAI(
-                    base_url="http://llamaq.test/v1", api_key="unused", http_client=http, max_retries=0
-                )
-                yield Served(http, client, redis, sync)
-    await redis.aclose()
-    sync.close()
-
-
-def error_of(reply: httpx.Response, status: int, code: str | None, param: str | None) -> dict[str, Any]:
-    assert reply.status_code == status
-    body = reply.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert (body["error"]["code"], body["error"]["param"]) == (code, param)
-    return body["error"]
-
-
-def sse_frames(body: bytes) -> list[bytes]:
-    return [line.removeprefix(b"data: ") for line in body.split(b"\n") if line.startswith(b"data: ")]
-
-
 # --- generation through the queue ------------------------------------------------------------------------
 
 
 async def test_chat_without_streaming() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 50})
         assert reply.status_code == 200
         assert_conforms("CreateChatCompletionResponse", reply.json())
@@ -89,7 +34,7 @@ async def test_chat_without_streaming() -> None:
 
 
 async def test_chat_streaming_with_usage() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         stream = await app.client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Hi"}],
@@ -105,12 +50,12 @@ async def test_chat_streaming_with_usage() -> None:
 
 
 async def test_chat_stream_on_the_wire_conforms_and_ends_with_done() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/event-stream")
-    frames = sse_frames(reply.content)
-    assert frames[-1] == b"[DONE]"
+    frames = data_payloads(reply.content)
+    assert frames[-1] == DONE
     chunks = [orjson.loads(frame) for frame in frames[:-1]]
     for chunk in chunks:
         assert_conforms("CreateChatCompletionStreamResponse", chunk)
@@ -119,7 +64,7 @@ async def test_chat_stream_on_the_wire_conforms_and_ends_with_done() -> None:
 
 
 async def test_completion_without_and_with_streaming() -> None:
-    async with served(FakeLlama("upon a time")) as app:
+    async with async_app(FakeLlama("upon a time"), workers=1) as app:
         response = await app.client.completions.create(model=MODEL, prompt="Once", max_tokens=4)
         stream = await app.client.completions.create(model=MODEL, prompt="Once", max_tokens=4, stream=True)
         chunks = [chunk async for chunk in stream]
@@ -130,7 +75,7 @@ async def test_completion_without_and_with_streaming() -> None:
 
 
 async def test_stop_sequence_ends_the_reply() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         response = await app.client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "Hi"}], stop=[","]
         )
@@ -139,29 +84,29 @@ async def test_stop_sequence_ends_the_reply() -> None:
 
 
 async def test_a_failure_mid_stream_is_an_error_event_not_a_hang() -> None:
-    async with served(FakeLlama(REPLY, fail_after=3)) as app:
+    async with async_app(FakeLlama(REPLY, fail_after=3), workers=1) as app:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
-    frames = sse_frames(reply.content)
-    assert b"[DONE]" not in frames
+    frames = data_payloads(reply.content)
+    assert DONE not in frames
     last = orjson.loads(frames[-1])
     assert last["error"]["code"] == "internal_error"
     assert "".join(orjson.loads(f)["choices"][0]["delta"].get("content", "") for f in frames[:-1]) == REPLY[:3]
 
 
 async def test_a_failure_without_streaming_is_a_500_error_object() -> None:
-    async with served(FakeLlama(REPLY, fail_after=3)) as app:
+    async with async_app(FakeLlama(REPLY, fail_after=3), workers=1) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
-    error = error_of(reply, 500, "internal_error", None)
+    error = error_of(reply, 500, code="internal_error", param=None)
     assert "fake decode failure" not in error["message"]
 
 
 async def test_a_prompt_over_the_context_is_400_context_length_exceeded() -> None:
-    async with served(FakeLlama(n_ctx=64)) as app:
+    async with async_app(FakeLlama(n_ctx=64), workers=1) as app:
         body = {**CHAT, "messages": [{"role": "user", "content": "word " * 20}], "max_tokens": 10}
         plain = await app.http.post("/v1/chat/completions", json=body)
         streamed = await app.http.post("/v1/chat/completions", json={**body, "stream": True})
-    error_of(plain, 400, "context_length_exceeded", "messages")
-    error_of(streamed, 400, "context_length_exceeded", "messages")
+    error_of(plain, 400, code="context_length_exceeded", param="messages")
+    error_of(streamed, 400, code="context_length_exceeded", param="messages")
 
 
 # --- errors before anything is queued ---------------------------------------------------------------------
@@ -182,66 +127,66 @@ async def test_a_prompt_over_the_context_is_400_context_length_exceeded() -> Non
     ],
 )
 async def test_bad_requests_are_400_with_param_never_422(content: bytes, param: str | None) -> None:
-    async with served(worker=False) as app:
+    async with async_app(workers=0) as app:
         reply = await app.http.post(
             "/v1/chat/completions", content=content, headers={"content-type": "application/json"}
         )
-        error = error_of(reply, 400, None, param)
+        error = error_of(reply, 400, code=None, param=param)
         assert error["type"] == "invalid_request_error"
-        assert await app.redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == 0
+        assert app.redis.llen(rqcontract.queue_key(MODEL, names.INTERACTIVE)) == 0
 
 
 async def test_bad_completion_request_is_400() -> None:
-    async with served(worker=False) as app:
+    async with async_app(workers=0) as app:
         reply = await app.http.post("/v1/completions", json={"model": MODEL, "prompt": ["a", "b"]})
-    error_of(reply, 400, None, "prompt")
+    error_of(reply, 400, code=None, param="prompt")
 
 
 async def test_unknown_model_is_404_model_not_found() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         reply = await app.http.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"})
-        error_of(reply, 404, "model_not_found", "model")
+        error_of(reply, 404, code="model_not_found", param="model")
         with pytest.raises(openai.NotFoundError):
             await app.client.completions.create(model="gpt-4o", prompt="x")
 
 
 async def test_a_known_model_without_live_workers_is_503() -> None:
-    async with served(worker=False) as app:
+    async with async_app(workers=0) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
-    error_of(reply, 503, "no_workers", None)
+    error_of(reply, 503, code="no_workers", param=None)
 
 
 async def test_a_job_nobody_takes_ends_at_the_deadline_with_504_naming_the_job() -> None:
-    async with served(worker=False, live=True, sync_timeout=0.5) as app:
+    async with async_app(workers=1, sync_timeout=0.5) as app:
         reply = await app.http.post("/v1/chat/completions", json=CHAT)
-        error = error_of(reply, 504, "timeout", None)
-        (job_id,) = await app.redis.lrange(rqcontract.queue_key(MODEL, names.INTERACTIVE), 0, -1)
+        error = error_of(reply, 504, code="timeout", param=None)
+        (job_id,) = app.redis.lrange(rqcontract.queue_key(MODEL, names.INTERACTIVE), 0, -1)
         # The job stays queued: a worker may still run it, and its result can be polled by id.
         assert job_id.decode() in error["message"]
-        assert await app.redis.hget(names.job_key(job_id.decode()), "status") == b"queued"
+        assert app.redis.hget(names.job_key(job_id.decode()), "status") == b"queued"
 
 
 async def test_unknown_routes_and_methods_are_error_objects() -> None:
-    async with served(worker=False) as app:
-        error_of(await app.http.get("/v1/nothing"), 404, "not_found", None)
-        error_of(await app.http.get("/v1/chat/completions"), 405, "method_not_allowed", None)
+    async with async_app(workers=0) as app:
+        error_of(await app.http.get("/v1/nothing"), 404, code="not_found", param=None)
+        error_of(await app.http.get("/v1/chat/completions"), 405, code="method_not_allowed", param=None)
 
 
 # --- models and health -------------------------------------------------------------------------------------
 
 
 async def test_models_lists_only_models_with_a_live_worker() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         listed = await app.client.models.list()
         assert [model.id for model in listed.data] == [MODEL]
         assert (await app.client.models.retrieve(MODEL)).id == MODEL
-        await app.redis.delete(names.model_workers_key(MODEL))
+        app.redis.delete(names.model_workers_key(MODEL))
         assert (await app.http.get("/v1/models")).json() == {"object": "list", "data": []}
-        error_of(await app.http.get(f"/v1/models/{MODEL}"), 404, "model_not_found", "model")
+        error_of(await app.http.get(f"/v1/models/{MODEL}"), 404, code="model_not_found", param="model")
 
 
 async def test_health() -> None:
-    async with served() as app:
+    async with async_app(FakeLlama(REPLY), workers=1) as app:
         assert (await app.http.get("/health/live")).json() == {"status": "ok"}
         ready = await app.http.get("/health/ready")
     assert ready.status_code == 200

@@ -9,6 +9,7 @@ from api.streaming import END_OF_STREAM, ChunkWriter, sse
 from shared import objects
 from shared.payload import response_id
 from tests.fakes import chat_job, completion_job
+from tests.probes import data_payloads
 from tests.spec import assert_conforms, errors_against
 
 USAGE = objects.usage(12, 3)
@@ -20,13 +21,7 @@ TEXT_CHUNK = "CreateCompletionStreamResponse"
 
 def frames(body: bytes) -> list[Any]:
     """The `data:` payloads of an SSE body, `[DONE]` kept as a string."""
-    assert body.endswith(b"\n\n")
-    out: list[Any] = []
-    for event in body.split(b"\n\n")[:-1]:
-        (line,) = [line for line in event.split(b"\n") if line.startswith(b"data: ")]
-        data = line.removeprefix(b"data: ")
-        out.append(data.decode() if data == b"[DONE]" else orjson.loads(data))
-    return out
+    return [data if data == "[DONE]" else orjson.loads(data) for data in data_payloads(body)]
 
 
 def test_usage_adds_up() -> None:

@@ -11,28 +11,28 @@ import pytest
 from api.admission import Admission
 from api.batch_runner import BatchRunner
 from api.batches import create_batch, load_batch
-from shared import events, names, rqcontract
+from shared import names, rqcontract
 from shared.schemas import BatchCreate
 from shared.settings import Settings
-from shared.states import Status
-from tests.fakes import register_worker
+from tests.fakes import MODEL, register_worker
+from tests.harness import CHAT, CONTEXT, SyncApp, line, sync_app
+from tests.probes import wait_for
 from tests.spec import assert_conforms
-from tests.unit.jobs_app import CHAT, CONTEXT, MODEL, JobsApp, jobs_app, line
 
 
 @pytest.fixture
-def jobs() -> Iterator[JobsApp]:
-    with jobs_app() as app:
+def jobs() -> Iterator[SyncApp]:
+    with sync_app() as app:
         yield app
 
 
-def _lines(jobs: JobsApp, file_id: str) -> list[dict[str, Any]]:
+def _lines(jobs: SyncApp, file_id: str) -> list[dict[str, Any]]:
     response = jobs.http.get(f"/v1/files/{file_id}/content")
     assert response.status_code == 200
     return [orjson.loads(text) for text in response.content.splitlines()]
 
 
-def test_counts_move_as_lines_finish_and_the_files_hold_every_line(jobs: JobsApp) -> None:
+def test_counts_move_as_lines_finish_and_the_files_hold_every_line(jobs: SyncApp) -> None:
     batch = jobs.create_batch(jobs.upload([line("a"), line("b"), line("c")])["id"])
     taken = [jobs.worker.take() for _ in range(3)]
     custom_ids = {job_id: orjson.loads(jobs.redis.hget(names.job_key(job_id), "custom_id_json")) for job_id in taken}
@@ -68,7 +68,7 @@ def test_counts_move_as_lines_finish_and_the_files_hold_every_line(jobs: JobsApp
         assert len(content) >= 1
 
 
-def test_each_line_job_is_readable_as_a_job_too(jobs: JobsApp) -> None:
+def test_each_line_job_is_readable_as_a_job_too(jobs: SyncApp) -> None:
     jobs.create_batch(jobs.upload([line("a")])["id"])
     job_id = jobs.worker.take()
     response = jobs.worker.run(job_id)
@@ -76,7 +76,7 @@ def test_each_line_job_is_readable_as_a_job_too(jobs: JobsApp) -> None:
     assert jobs.http.get(f"/v1/jobs/{job_id}").json()["response"] == response
 
 
-def test_cancel_ends_queued_lines_at_once_and_running_ones_at_their_next_token(jobs: JobsApp) -> None:
+def test_cancel_ends_queued_lines_at_once_and_running_ones_at_their_next_token(jobs: SyncApp) -> None:
     batch = jobs.create_batch(jobs.upload([line("a"), line("b"), line("c")])["id"])
     running = jobs.worker.take()
     jobs.worker.start(running)
@@ -88,9 +88,7 @@ def test_cancel_ends_queued_lines_at_once_and_running_ones_at_their_next_token(j
     assert jobs.redis.llen(rqcontract.queue_key(MODEL, names.BATCH)) == 0
     assert jobs.batch(batch["id"])["status"] == "cancelling"
     assert jobs.worker.tokens(running, ["x"]) == [1]
-    jobs.worker.emit(
-        running, events.Failed.of(499, "invalid_request_error", "cancelled", "cancelled"), Status.CANCELLED
-    )
+    jobs.worker.end_cancelled(running)
 
     cancelled = jobs.batch(batch["id"])
     assert cancelled["status"] == "cancelled" and cancelled["cancelled_at"] >= cancelled["cancelling_at"]
@@ -101,7 +99,7 @@ def test_cancel_ends_queued_lines_at_once_and_running_ones_at_their_next_token(j
 
 
 def test_lines_left_when_the_window_ends_expire() -> None:
-    with jobs_app() as jobs:
+    with sync_app() as jobs:
         batch = jobs.create_batch(jobs.upload([line("a"), line("b")])["id"], window="1s")
         jobs.worker.run(jobs.worker.take())
         expired = jobs.wait_batch(batch["id"], lambda b: b["status"] == "expired", timeout=15)
@@ -118,7 +116,7 @@ def test_lines_left_when_the_window_ends_expire() -> None:
 
 
 def test_results_files_and_batches_read_as_404_once_retention_ends() -> None:
-    with jobs_app(result_ttl=1) as jobs:
+    with sync_app(result_ttl=1) as jobs:
         job_id = jobs.submit()["id"]
         file_id = jobs.upload([line("a")])["id"]
         batch = jobs.create_batch(file_id, window="1s")
@@ -165,15 +163,13 @@ async def test_a_line_that_cannot_be_enqueued_still_ends_in_the_error_file() -> 
     assert orjson.loads(error)["response"]["body"]["error"]["code"] == "context_length_exceeded"
 
 
-def test_a_line_that_ends_after_its_batch_expired_does_not_bring_the_batch_back(jobs: JobsApp) -> None:
+def test_a_line_that_ends_after_its_batch_expired_does_not_bring_the_batch_back(jobs: SyncApp) -> None:
     batch = jobs.create_batch(jobs.upload([line("a")])["id"])
     job_id = jobs.worker.take()
     # The runner counts the line just after the job is queued: let it finish before the batch goes.
-    deadline = time.monotonic() + 10
-    while jobs.redis.hget(names.batch_key(batch["id"]), "enqueued") != b"1":
-        assert time.monotonic() < deadline, "the runner never counted the line"
-        time.sleep(0.01)
-    jobs.redis.delete(names.batch_key(batch["id"]))
+    key = names.batch_key(batch["id"])
+    wait_for(lambda: jobs.redis.hget(key, "enqueued") == b"1", "the runner to count the line", 10, 0.01)
+    jobs.redis.delete(key)
 
     jobs.worker.run(job_id, "late")
 

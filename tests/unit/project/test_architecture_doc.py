@@ -1,9 +1,8 @@
 """docs/architecture.md names every module of api/, worker/ and shared/ (a new one without a row fails here)."""
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.stack import ROOT
 
 
 def modules() -> list[str]:

@@ -4,19 +4,17 @@ import io
 import os
 import signal
 import sys
-import time
 
 import pytest
 
 from shared.supervisor import TAIL_LINES, Child, exit_words
+from tests.probes import poll
 
 
 def run_child(name: str, code: str) -> tuple[Child, io.BytesIO]:
     out = io.BytesIO()
     child = Child(name, [sys.executable, "-c", code], dict(os.environ), out=out)
-    deadline = time.monotonic() + 30
-    while child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: child.poll() is not None, timeout=30)
     assert child.poll() is not None, "the child did not exit"
     return child, out
 

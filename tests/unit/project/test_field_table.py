@@ -2,15 +2,14 @@
 README's table says which, and this test keeps the table, the code and the spec in step."""
 
 import re
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from shared import defaults
 from shared.schemas import ChatCompletionRequest, CompletionRequest, Message
+from tests.stack import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SPEC = orjson.loads((ROOT / "tests" / "openai-openapi.json").read_bytes())["components"]["schemas"]
 
 # How far each implemented field goes, where not all the way; per endpoint where they differ.
@@ -76,7 +75,7 @@ def readme_table() -> str:
 
 
 def test_the_readme_table_lists_every_spec_field_as_the_code_treats_it() -> None:
-    assert readme_table() == table(), "regenerate the table: python -m tests.unit.test_field_table"
+    assert readme_table() == table(), "regenerate the table: python -m tests.unit.project.test_field_table"
 
 
 def test_no_spec_field_is_refused_outright_or_left_out() -> None:

@@ -15,11 +15,10 @@ from api.unclaimed import rescue_unclaimed
 from shared import names, rqcontract
 from shared.payload import JOB_FUNCTION
 from shared.settings import Settings
+from tests.fakes import MODEL
 from worker.context import WorkerContext
 from worker.runner import LaneQueue, build_worker
 from worker.sink import Scripts
-
-MODEL = "lanes-model"
 
 
 @pytest.fixture

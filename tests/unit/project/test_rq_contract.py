@@ -3,7 +3,6 @@
 import importlib.metadata
 import re
 import tomllib
-from pathlib import Path
 
 import rq
 from fakeredis import FakeStrictRedis
@@ -12,8 +11,7 @@ from rq.queue import Queue
 from rq.worker import SimpleWorker
 
 from shared import rqcontract
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.stack import ROOT
 
 
 def declared_range() -> str:

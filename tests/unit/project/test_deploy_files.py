@@ -14,8 +14,8 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from shared.settings import Settings
+from tests.stack import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # Vendored from compose-spec (Apache-2.0, tests/deploy/LICENSE.compose-spec): no network at test time.
 SCHEMA = ROOT / "tests" / "deploy" / "compose-spec.json"
 HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import ROOT
 from worker import engine_build, engine_install
 from worker.engine_build import STAMP, Build, cmake_args_env, cpu_identity, llama_requirement, plan
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_compiler(tmp_path: Path, knows_amx: bool) -> str:
