@@ -1,6 +1,6 @@
 """The contract with RQ: which of RQ's own records llamaq reads and writes, by what names, in what states.
 
-Tested with RQ 3.0 (pyproject.toml pins `rq>=3.0,<3.1`; tests/unit/test_rq_contract.py checks the
+Tested with RQ 3.0 (pyproject.toml pins `rq>=3.0,<3.1`; tests/unit/project/test_rq_contract.py checks the
 installed RQ and the internals below). RQ keeps, for each queue, a list of waiting job ids, a list of
 jobs popped and not yet started (the intermediate list), a started registry, and one hash a job.
 Only two modules touch them: `api/rqrecords.py` on the API side and `worker/runner.py` on the worker
