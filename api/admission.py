@@ -82,12 +82,12 @@ class Admission:
         return Admitted(payload.id)
 
     async def retry_after(self, model: str, depth: int) -> int:
-        """Seconds the jobs already waiting will likely take to drain: depth x recent mean job time / live workers."""
+        """Seconds the jobs already waiting will likely take to drain: depth x recent mean job time / live slots."""
         async with self._redis.pipeline(transaction=False) as pipe:
             capacity.recent_durations(pipe, model)
-            capacity.live_workers(pipe, model)
-            recent, workers = await pipe.execute()
-        return max(1, min(600, math.ceil(capacity.wait_seconds(depth, recent, workers))))
+            capacity.live_slots(pipe, model)
+            recent, slots = await pipe.execute()
+        return max(1, min(600, math.ceil(capacity.wait_seconds(depth, recent, slots))))
 
 
 def _refuse_unserved(model: str, workers: int, known: bool) -> None:

@@ -21,20 +21,20 @@ async def fleet_families(redis: Redis) -> list[Metric]:
     )
     alive = GaugeMetricFamily("llamaq_workers_alive", "Workers heartbeating for a model.", labels=["model"])
     busy = GaugeMetricFamily("llamaq_workers_busy", "Live workers generating a job.", labels=["model"])
+    slots = GaugeMetricFamily("llamaq_slots_total", "Jobs the live workers can generate at once.", labels=["model"])
+    slots_busy = GaugeMetricFamily("llamaq_slots_busy", "Slots generating a job.", labels=["model"])
     for model in models:
         for lane in names.LANES:
             count, oldest = await _lane(redis, model, lane)
             depth.add_metric([model, lane], count)
             age.add_metric([model, lane], max(0.0, now - oldest) if oldest else 0.0)
-        workers = await capacity.live_worker_names(redis, model)
-        async with redis.pipeline(transaction=False) as pipe:
-            for worker in workers:
-                pipe.hget(names.worker_key(worker.decode()), "state")
-            states = await pipe.execute()
-        alive.add_metric([model], len(workers))
-        busy.add_metric([model], sum(1 for state in states if state == b"busy"))
+        load = await capacity.load(redis, model)
+        alive.add_metric([model], load.workers)
+        busy.add_metric([model], load.busy_workers)
+        slots.add_metric([model], load.slots)
+        slots_busy.add_metric([model], load.busy_slots)
     figures = list(jobmetrics.families(await redis.hgetall(names.metrics_key())))
-    return [depth, age, alive, busy, *figures]
+    return [depth, age, alive, busy, slots, slots_busy, *figures]
 
 
 async def _lane(redis: Redis, model: str, lane: str) -> tuple[int, float | None]:

@@ -32,12 +32,12 @@ async def queue_estimate(redis: Redis, job_id: str, record: dict[str, Any]) -> t
         rqrecords.queue_place(pipe, model, lane, job_id)
         rqrecords.queue_length(pipe, model, names.INTERACTIVE)
         capacity.recent_durations(pipe, model)
-        capacity.live_workers(pipe, model)
-        position, interactive, recent, workers = await pipe.execute()
+        capacity.live_slots(pipe, model)
+        position, interactive, recent, slots = await pipe.execute()
     if position is None:
         return None, None
     ahead = int(position) + (int(interactive) if lane != names.INTERACTIVE else 0)
-    return ahead, round(capacity.wait_seconds(ahead + 1, recent, workers), 2)
+    return ahead, round(capacity.wait_seconds(ahead + 1, recent, slots), 2)
 
 
 async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:

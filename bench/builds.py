@@ -9,7 +9,6 @@ rounds is reported: the machine is shared and noisy, so only side-by-side figure
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from bench.machine import describe
+from bench.procs import json_probe
 from worker.model import bundled_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,24 +32,16 @@ def extract(wheel: Path, into: Path) -> Path:
 
 def probe(site: Path, variant: str | None, model: Path, threads: int, reps: int) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.build_probe",
-            str(model),
-            str(threads),
-            str(reps),
-            *([variant] if variant else []),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.build_probe",
+        str(model),
+        str(threads),
+        str(reps),
+        *([variant] if variant else []),
+    ]
+    return json_probe(argv, timeout=600, env=env)
 
 
 def run(

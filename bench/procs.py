@@ -8,8 +8,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import psutil
 
 
@@ -122,3 +124,12 @@ class RssSampler:
             for proc in group:
                 with contextlib.suppress(psutil.Error):
                     self.peak_mb[name] = max(self.peak_mb[name], proc.memory_info().rss / 1e6)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def json_probe(argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a probe in a fresh interpreter (from the repository root) and read the JSON object it prints last."""
+    done = subprocess.run(list(argv), env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=True)
+    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))

@@ -39,6 +39,11 @@ def model_workers_key(model: str) -> str:
     return f"{PREFIX}:model:{model}:workers"
 
 
+def model_slots_key(model: str) -> str:
+    """Sorted set: `<worker name>/<slot>` -> expiry time; a model's capacity is its live members."""
+    return f"{PREFIX}:model:{model}:slots"
+
+
 def models_key() -> str:
     """Hash: model id -> unix time a worker first served it."""
     return f"{PREFIX}:models"

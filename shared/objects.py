@@ -5,16 +5,18 @@ from typing import Any
 SYSTEM_FINGERPRINT = "llamaq"
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage object; `cached_tokens` are prompt tokens a slot's prefix cache already held."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
 def chat_completion(
-    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, int]
+    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "id": id_,
@@ -35,7 +37,7 @@ def chat_completion(
 
 
 def text_completion(
-    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, int]
+    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "id": id_,
@@ -54,7 +56,7 @@ def chat_chunk(
     created: int,
     delta: dict[str, Any] | None,
     finish_reason: str | None = None,
-    usage_: dict[str, int] | None = None,
+    usage_: dict[str, Any] | None = None,
     with_usage_field: bool = False,
 ) -> dict[str, Any]:
     """A `chat.completion.chunk`; `delta=None` makes the usage-only chunk with no choices."""
@@ -79,7 +81,7 @@ def text_chunk(
     created: int,
     text: str | None,
     finish_reason: str | None = None,
-    usage_: dict[str, int] | None = None,
+    usage_: dict[str, Any] | None = None,
     with_usage_field: bool = False,
 ) -> dict[str, Any]:
     """A streamed `text_completion`; `text=None` makes the usage-only chunk with no choices."""

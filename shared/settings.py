@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,9 +19,20 @@ class Settings(BaseSettings):
     )
     model_path: Path | None = Field(None, description="GGUF file the worker loads; unset: the bundled SmolLM2.")
     model_name: str = Field(DEFAULT_MODEL_NAME, description="Model id clients send and the worker serves.")
+    weights: Literal["auto", "as-is", "q8_0", "q4_0"] = Field(
+        "auto",
+        description="Weights the worker serves: `auto` (the bundled model as a cached Q8_0 copy, a GGUF of your own "
+        "as given), `as-is`, or a cached `q8_0`/`q4_0` copy of the file.",
+    )
     n_threads: int = Field(1, ge=1, description="llama.cpp threads per worker; one worker per core.")
     n_ctx: int = Field(2048, ge=64, description="Context window in tokens (prompt + completion).")
     n_batch: int = Field(256, ge=1, description="llama.cpp prompt batch size.")
+    slots: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Jobs one worker generates at once, decoded together (each slot holds LLAMAQ_N_CTX tokens).",
+    )
     max_queue_depth: int = Field(64, ge=1, description="Interactive jobs a model's queue may hold before 429.")
     max_batch_queue_depth: int = Field(100_000, ge=1, description="Background/batch jobs a model may hold.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(

@@ -9,9 +9,17 @@ import pytest
 from redis import Redis
 
 from shared.redis_server import RedisServer
+from tests.fakes import stop_engines
 from tests.stack import Stack, running_stack
 
 _db = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fake_engines_stopped() -> Iterator[None]:
+    """The fake engine loops a test started end with it."""
+    yield
+    stop_engines()
 
 
 @pytest.fixture(scope="session")

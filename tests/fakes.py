@@ -1,4 +1,7 @@
-"""Test doubles for unit tests: a deterministic `FakeLlama`, and workers and clients on one fakeredis server.
+"""Test doubles for unit tests: a deterministic `FakeLlama` and slot engine, and workers and clients on one fakeredis.
+
+`make_engine` builds the worker's real `SlotScheduler` over `FakeSlots` and runs its engine loop on a
+thread, so job preparation, slot admission, stop strings and cancellation run the worker's own code.
 
 The worker side gets a sync client and the API side an async one, both on the same `FakeServer`, so the
 real Lua scripts, RQ records, streams and pub/sub connect the two as a real Redis would.
@@ -22,7 +25,9 @@ from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.engine import Engine
 from worker.runner import ModelWorker, build_worker
+from worker.scheduler import SlotScheduler
 from worker.sink import Scripts
+from worker.slots import FinishReason, Sequence, SlotRequest, TokenOut
 
 MODEL = "fake-model"
 BOS, EOS = 1, 2
@@ -50,8 +55,6 @@ class FakeLlama:
         self.fail_after = fail_after
         self.delay = delay
         self.on_token = on_token
-        self.seeds: list[int] = []
-        self.resets = 0
         self.calls: list[dict[str, Any]] = []
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
@@ -61,6 +64,7 @@ class FakeLlama:
         return bytes(token - OFFSET for token in tokens if token >= OFFSET)
 
     def generate(self, tokens: list[int], **sampling: Any) -> Iterator[int]:
+        """The token stream of one sequence; `calls` records what it was started with."""
         self.calls.append({"tokens": list(tokens), **sampling})
         return self._tokens()
 
@@ -81,20 +85,8 @@ class FakeLlama:
                 yield EOS
             index += 1
 
-    def set_seed(self, seed: int) -> None:
-        self.seeds.append(seed)
-
-    def reset(self) -> None:
-        self.resets += 1
-
     def n_ctx(self) -> int:
         return self._n_ctx
-
-    def token_eos(self) -> int:
-        return EOS
-
-    def token_bos(self) -> int:
-        return BOS
 
 
 @dataclass
@@ -123,14 +115,78 @@ class FakeGrammars:
         return ("json_schema", schema)
 
 
-def make_engine(llama: FakeLlama | None = None, max_token_bytes: int = 1) -> Engine:
-    return Engine(
-        llama or FakeLlama(),
-        is_eog=lambda token: token == EOS,
-        formatter=lambda messages: chatml(messages),
-        grammars=FakeGrammars(),
-        max_token_bytes=max_token_bytes,
+class FakeSlots:
+    """`worker.slots.SlotEngine` over `FakeLlama`: each sequence its own copy of the fake's token stream."""
+
+    def __init__(self, llama: FakeLlama, slots: int = 4) -> None:
+        self.llama = llama
+        self.slots = slots
+        self.per_slot_ctx = llama.n_ctx()
+        self._live: dict[Sequence, Iterator[int]] = {}
+        self.started: list[SlotRequest] = []
+
+    def free_slots(self) -> int:
+        return self.slots - len(self._live)
+
+    def start(self, request: SlotRequest, n: int = 1) -> list[Sequence]:
+        self.started.append(request)
+        sampling = {"temp": request.temperature, "top_p": request.top_p, "seed": request.seed}
+        sampling |= {"grammar": request.grammar, "presence_penalty": request.presence_penalty}
+        sampling |= {"frequency_penalty": request.frequency_penalty}
+        sequence = Sequence(request, 0, len(self._live), cached_tokens=0, _sampler=object())
+        self._live[sequence] = self.llama.generate(request.tokens, **sampling)
+        return [sequence]
+
+    def generating(self) -> list[Sequence]:
+        return list(self._live)
+
+    def step(self) -> list[TokenOut]:
+        outs = []
+        for sequence, tokens in list(self._live.items()):
+            token = next(tokens)
+            sequence.generated += 1
+            reason: FinishReason | None = None
+            if token == EOS:
+                reason = "stop"
+            elif sequence.generated >= sequence.request.max_tokens:
+                reason = "length"
+            if reason is not None:
+                sequence.finish_reason = reason
+                self.finish(sequence)
+            outs.append(TokenOut(sequence, token, token == EOS, reason))
+        return outs
+
+    def finish(self, sequence: Sequence) -> None:
+        sequence._sampler = None
+        self._live.pop(sequence, None)
+
+    def close(self) -> None:
+        self._live.clear()
+
+
+# Schedulers `make_engine` started; tests/conftest.py stops them after each test.
+RUNNING: list[tuple[SlotScheduler, threading.Event, threading.Thread]] = []
+
+
+def make_engine(llama: FakeLlama | None = None, max_token_bytes: int = 1, slots: int = 4) -> SlotScheduler:
+    """The worker's scheduler over the fake model, its engine loop running on a thread."""
+    llama = llama or FakeLlama()
+    engine = Engine(
+        llama, n_ctx=llama.n_ctx(), formatter=chatml, grammars=FakeGrammars(), max_token_bytes=max_token_bytes
     )
+    scheduler = SlotScheduler(engine, FakeSlots(llama, slots), wait_seconds=30)  # type: ignore[arg-type]
+    stop = threading.Event()
+    thread = threading.Thread(target=scheduler.run, args=(stop,), name="fake-engine", daemon=True)
+    thread.start()
+    RUNNING.append((scheduler, stop, thread))
+    return scheduler
+
+
+def stop_engines() -> None:
+    while RUNNING:
+        _, stop, thread = RUNNING.pop()
+        stop.set()
+        thread.join(timeout=5)
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -167,7 +223,7 @@ def async_redis(server: fakeredis.FakeServer) -> fakeredis.aioredis.FakeRedis:
 
 
 def make_context(
-    redis: fakeredis.FakeRedis, engine: Engine | None = None, settings: Settings | None = None
+    redis: fakeredis.FakeRedis, engine: SlotScheduler | None = None, settings: Settings | None = None
 ) -> WorkerContext:
     return WorkerContext(settings or make_settings(), redis, engine or make_engine(), Scripts(redis), "fake-worker")
 
@@ -175,13 +231,14 @@ def make_context(
 def register_worker(
     redis: fakeredis.FakeRedis, model: str = MODEL, *, workers: int = 1, context: tuple[int, int] | None = None
 ) -> None:
-    """What live workers' heartbeats write (`w0`, `w1`, ...), so admission sees the model as served.
+    """What live workers' heartbeats write (`w0`, `w1`, ..., one slot each), so admission sees the model as served.
 
     `context` is (n_ctx, max_token_bytes), the model facts the API's early prompt-size check reads.
     """
     redis.hsetnx(names.models_key(), model, int(time.time()))
     if workers:
         redis.zadd(names.model_workers_key(model), {f"w{i}": time.time() + 3600 for i in range(workers)})
+        redis.zadd(names.model_slots_key(model), {f"w{i}/0": time.time() + 3600 for i in range(workers)})
     if context is not None:
         redis.hset(names.model_info_key(model), mapping={"n_ctx": context[0], "max_token_bytes": context[1]})
 
@@ -201,7 +258,7 @@ def enqueue(server: fakeredis.FakeServer, payload: JobPayload, settings: Setting
 
 def run_burst(context: WorkerContext) -> None:
     """Run every queued job of the model in-process with the real RQ worker, then return."""
-    build_worker(context.settings, context.redis, context).work(burst=True)
+    build_worker(context.settings, context.redis, context, context.name).work(burst=True)
 
 
 class ThreadWorker:
@@ -226,7 +283,7 @@ class ThreadWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            worker = build_worker(self._context.settings, self._context.redis, self._context)
+            worker = build_worker(self._context.settings, self._context.redis, self._context, self._context.name)
             _quiet(worker)
             worker.work(burst=True)
             self._stop.wait(self._poll)

@@ -1,10 +1,13 @@
-"""`llamaq worker`: load one model, warm it, serve its queues until told to stop."""
+"""`llamaq worker`: load one model, warm it, serve its queues with `LLAMAQ_SLOTS` slots until told to stop."""
 
 import logging
 import os
 import secrets
+import signal
 import socket
+import threading
 import time
+from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -13,9 +16,10 @@ from shared.logs import configure_logging
 from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.memory import hand_back_freed_memory
-from worker.model import load_engine
+from worker.model import load_scheduler
 from worker.presence import Presence
-from worker.runner import build_worker
+from worker.runner import SlotLoops
+from worker.scheduler import SlotScheduler
 from worker.sink import Scripts
 
 logger = logging.getLogger(__name__)
@@ -27,31 +31,47 @@ def main(settings: Settings) -> None:
         raise SystemExit("LLAMAQ_REDIS_URL is not set (llamaq up sets it for you)")
     redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
     hand_back_freed_memory()
-    engine = load_engine(settings)
-    context = WorkerContext(settings, redis, engine, Scripts(redis), _worker_name())
+    scheduler = load_scheduler(settings)
+    context = WorkerContext(settings, redis, scheduler, Scripts(redis), _worker_name())
     presence = Presence(context)
     presence.start()
     if settings.ready_file:
         settings.ready_file.touch()
-    logger.info("worker ready", extra={"worker": context.name, "model": settings.model_name})
+    logger.info("worker ready", extra={"worker": context.name, "model": settings.model_name, "slots": settings.slots})
     try:
-        serve(settings, redis, context)
+        serve(settings, redis, context, scheduler)
     finally:
         presence.stop()
+        scheduler.close()
         if settings.ready_file:
             settings.ready_file.unlink(missing_ok=True)
 
 
-def serve(settings: Settings, redis: Redis, context: WorkerContext) -> None:
-    """Run RQ's loop until asked to stop; when Redis drops it, wait for Redis and start again."""
-    while True:
-        worker = build_worker(settings, redis, context)
-        worker.work(logging_level=settings.log_level)
-        if worker.stopped_on_request:
-            return
-        logger.warning("worker loop ended without a stop request; waiting for Redis to restart it")
-        _wait_for_redis(redis)
-        context.name = _worker_name()
+def serve(settings: Settings, redis: Redis, context: WorkerContext, scheduler: SlotScheduler) -> None:
+    """Run one RQ loop a slot and, on this thread, the engine, until a signal asks to stop and the jobs in hand end.
+
+    The first SIGTERM or SIGINT is a warm stop (no new job; the running ones finish), a second one a cold stop.
+    """
+    loops = SlotLoops(settings, redis, context, lambda: _wait_for_redis(redis))
+    finished = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if loops.stop.is_set():
+            logger.warning("second stop signal: stopping now")
+            raise SystemExit(1)
+        logger.info("stop requested: finishing the jobs in hand", extra={"signal": signal.Signals(signum).name})
+        loops.ask_to_stop()
+
+    def watch() -> None:
+        while loops.alive():
+            loops.join(timeout=1.0)
+        finished.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    loops.start()
+    threading.Thread(target=watch, name="llamaq-slots-watch", daemon=True).start()
+    scheduler.run(finished)
 
 
 def _wait_for_redis(redis: Redis) -> None:

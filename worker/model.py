@@ -8,11 +8,16 @@ from typing import Any
 from shared.payload import ChatMessage, JobPayload, Params
 from shared.settings import Settings
 from worker import llamalib
-from worker.engine import CHATML, Engine, Progress
+from worker.engine import CHATML, Engine
+from worker.scheduler import SlotScheduler
+from worker.slots import SlotEngine, SlotRequest
+from worker.weights import served_weights
 
 logger = logging.getLogger(__name__)
 
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Context of the `Llama` kept for its tokenizer and template only (llama.cpp wants one).
+TOKENIZER_CTX = 32
 
 
 def bundled_model_path() -> Path:
@@ -37,21 +42,19 @@ class Grammars:
         return LlamaGrammar.from_json_schema(schema, verbose=False)
 
 
-def load_engine(settings: Settings) -> Engine:
+def load_scheduler(settings: Settings) -> SlotScheduler:
+    """Load the GGUF once, build the job preparation and the slot engine on this (the engine) thread, warm them."""
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     llamalib.prepare()  # before the first model load: picks the CPU backend, logs what llama.cpp will use
-    path = settings.model_path or bundled_model_path()
-    if not path.is_file():
-        raise SystemExit(f"llamaq worker: no model file at {path} (LLAMAQ_MODEL_PATH)")
+    given = settings.model_path or bundled_model_path()
+    if not given.is_file():
+        raise SystemExit(f"llamaq worker: no model file at {given} (LLAMAQ_MODEL_PATH)")
+    path = served_weights(given, settings.weights, bundled=settings.model_path is None)
+    # The model, its vocabulary and template; its own context stays tiny: the slot engine builds the real one.
     llama = llama_cpp.Llama(
-        model_path=str(path),
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        n_threads_batch=settings.n_threads,
-        n_batch=settings.n_batch,
-        verbose=False,
+        model_path=str(path), n_ctx=TOKENIZER_CTX, n_batch=TOKENIZER_CTX, n_threads=1, verbose=False
     )
     model = llama._model
     formatter = Jinja2ChatFormatter(
@@ -60,18 +63,22 @@ def load_engine(settings: Settings) -> Engine:
         bos_token=model.token_get_text(llama.token_bos()) if llama.token_bos() != -1 else "",
         stop_token_ids=[llama.token_eos()],
     )
-
-    def is_eog(token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(model.vocab, token))
-
     longest = max(len(llama.detokenize([token], special=True)) for token in range(llama.n_vocab()))
-    engine = Engine(llama, is_eog=is_eog, formatter=formatter, grammars=Grammars(), max_token_bytes=longest)
-    warm_up(engine)
-    logger.info("model loaded", extra={"model_path": str(path), "n_ctx": settings.n_ctx})
-    return engine
+    engine = Engine(llama, n_ctx=settings.n_ctx, formatter=formatter, grammars=Grammars(), max_token_bytes=longest)
+    slots = SlotEngine(
+        llama,
+        slots=settings.slots,
+        per_slot_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_batch=settings.n_batch,
+    )
+    warm_up(engine, slots)
+    extra = {"model_path": str(path), "weights": settings.weights, "n_ctx": settings.n_ctx, "slots": settings.slots}
+    logger.info("model loaded", extra=extra)
+    return SlotScheduler(engine, slots, wait_seconds=settings.job_timeout + settings.heartbeat_ttl)
 
 
-def warm_up(engine: Engine) -> None:
+def warm_up(engine: Engine, slots: SlotEngine) -> None:
     """The first pass after load is several times slower: pay it before taking jobs."""
     job = JobPayload(
         id="warmup",
@@ -83,5 +90,6 @@ def warm_up(engine: Engine) -> None:
         params=Params(max_tokens=4, temperature=0.0, seed=0),
     )
     prepared = engine.prepare(job)
-    for _ in engine.generate(prepared, job.params, Progress(len(prepared.tokens))):
-        pass
+    (sequence,) = slots.start(SlotRequest(tokens=prepared.tokens, max_tokens=4, temperature=0.0))
+    while sequence.live:
+        slots.step()

@@ -1,7 +1,9 @@
 """The worker's presence in Redis: its registration under its model and its heartbeats.
 
 Runs on its own thread so a long generation never starves the heartbeat; it does Redis I/O only,
-never inference (llama.cpp stays on the main thread).
+never inference (llama.cpp stays on the engine thread). The worker registers once under its model
+and each of its slots once under the model's capacity (`names.model_slots_key`); every job it is
+generating gets its heartbeat key renewed.
 """
 
 import logging
@@ -39,36 +41,43 @@ class Presence:
         try:
             with self._ctx.redis.pipeline() as pipe:
                 pipe.zrem(names.model_workers_key(model), self._ctx.name)
+                pipe.zrem(names.model_slots_key(model), *self._slot_names())
                 pipe.delete(names.worker_key(self._ctx.name))
                 pipe.execute()
         except (RedisError, OSError):
             logger.warning("could not deregister: Redis unavailable; the registration expires on its own")
 
+    def _slot_names(self) -> list[str]:
+        return [f"{self._ctx.name}/{slot}" for slot in range(self._ctx.settings.slots)]
+
     def beat(self) -> None:
         ctx, settings = self._ctx, self._ctx.settings
         ttl = settings.heartbeat_ttl
-        with ctx.current.lock:
-            job_id, tokens = ctx.current.job_id, ctx.current.tokens
+        jobs = ctx.current.snapshot()
+        expiry = time.time() + ttl
         with ctx.redis.pipeline(transaction=False) as pipe:
             pipe.hsetnx(names.models_key(), settings.model_name, int(time.time()))
-            pipe.zadd(names.model_workers_key(settings.model_name), {ctx.name: time.time() + ttl})
+            pipe.zadd(names.model_workers_key(settings.model_name), {ctx.name: expiry})
+            pipe.zadd(names.model_slots_key(settings.model_name), dict.fromkeys(self._slot_names(), expiry))
             pipe.hset(
                 names.worker_key(ctx.name),
                 mapping={
                     "model": settings.model_name,
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
-                    "state": "busy" if job_id else "idle",
-                    "job": job_id or "",
-                    "tokens": tokens,
+                    "state": "busy" if jobs else "idle",
+                    "slots": settings.slots,
+                    "slots_busy": len(jobs),
+                    "job": ",".join(jobs),
+                    "tokens": sum(jobs.values()),
                     "seen_at": time.time(),
                 },
             )
             pipe.expire(names.worker_key(ctx.name), ttl)
             if ctx.engine.max_token_bytes:
-                info = {"n_ctx": ctx.engine.llama.n_ctx(), "max_token_bytes": ctx.engine.max_token_bytes}
+                info = {"n_ctx": ctx.engine.n_ctx, "max_token_bytes": ctx.engine.max_token_bytes}
                 pipe.hset(names.model_info_key(settings.model_name), mapping=info)
-            if job_id:
+            for job_id in jobs:
                 pipe.set(names.heartbeat_key(job_id), ctx.name, ex=ttl)
             pipe.execute()
 

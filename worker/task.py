@@ -23,8 +23,7 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
     sink = EventSink(ctx.scripts, ctx.settings, job.id)
     if not sink.claim(ctx.name):
         return {"job": job.id, "outcome": "skipped"}
-    with ctx.current.lock:
-        ctx.current.job_id, ctx.current.tokens = job.id, 0
+    ctx.current.begin(job.id)
     started = time.monotonic()
     clock = JobClock(enqueued_at())
     try:
@@ -39,8 +38,7 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
             raise
         outcome = "failed"
     finally:
-        with ctx.current.lock:
-            ctx.current.job_id = None
+        ctx.current.end(job.id)
     duration = time.monotonic() - started
     figures = clock.figures(job.model, job.lane)
     with ctx.redis.pipeline(transaction=False) as pipe:
@@ -71,8 +69,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
     deadline = time.monotonic() + ctx.settings.job_timeout
     for piece in ctx.engine.generate(prepared, job.params, progress):
         clock.token(progress.completion_tokens)
-        with ctx.current.lock:
-            ctx.current.tokens = progress.completion_tokens
+        ctx.current.tokens(job.id, progress.completion_tokens)
         if sink.token(piece):
             sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, progress))
             return "cancelled"
@@ -86,7 +83,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
 
 def _response(job: JobPayload, progress: Progress) -> dict[str, Any]:
     build = objects.chat_completion if job.kind == "chat" else objects.text_completion
-    usage = objects.usage(progress.prompt_tokens, progress.completion_tokens)
+    usage = objects.usage(progress.prompt_tokens, progress.completion_tokens, progress.cached_tokens)
     text = "".join(progress.text)
     return build(response_id(job.id, job.kind), job.model, job.created, text, progress.finish_reason, usage)
 

@@ -43,13 +43,14 @@ async def _models(redis: RedisDep) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw in await redis.hkeys(names.models_key()):
         model = raw.decode()
-        workers = await capacity.live_worker_names(redis, model)
-        if not workers:
+        load = await capacity.load(redis, model)
+        if not load.workers:
             continue
-        states = [await redis.hget(names.worker_key(w.decode()), "state") for w in workers]
         out[model] = {
-            "workers": len(workers),
-            "busy": sum(1 for s in states if s == b"busy"),
+            "workers": load.workers,
+            "busy": load.busy_workers,
+            "slots": load.slots,
+            "slots_busy": load.busy_slots,
             "queued": await rqrecords.queue_lengths(redis, model),
         }
     return out

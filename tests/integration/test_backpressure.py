@@ -106,20 +106,28 @@ def test_a_stream_that_disconnects_stops_its_job_and_frees_the_worker(
     redis.close()
 
 
+def _slots(redis: Redis) -> int:
+    """How many jobs the model's live workers generate at once."""
+    return int(redis.zcount(names.model_slots_key(MODEL), time.time(), "+inf"))
+
+
 def test_a_waiting_client_that_leaves_cancels_its_queued_job(stack: Stack, client: openai.OpenAI) -> None:
     redis = Redis.from_url(stack.redis_url)
-    # Keep the only worker busy with a long stream.
-    long = client.chat.completions.create(model=MODEL, messages=COUNTING, max_tokens=1000, temperature=0, stream=True)
-    first = next(iter(long))
-    busy_job = job_of(first.id)
+    # Keep every slot of the only worker busy with a long stream.
+    streams = [
+        client.chat.completions.create(model=MODEL, messages=COUNTING, max_tokens=1000, temperature=0, stream=True)
+        for _ in range(_slots(redis))
+    ]
+    busy_jobs = [job_of(next(iter(stream)).id) for stream in streams]
     # A synchronous call that waits behind it, and whose client gives up after a second.
     waiting_job = _abandoned_sync_call(stack, redis, max_tokens=50, patience=1.0)
     state = wait_for(lambda: (r := record(redis, waiting_job)).get("status") in TERMINAL and r, "queued job ended")
     assert state["status"] == "cancelled"
     assert state["attempt"] == "0" and "started_at" not in state
     assert redis.lpos(rqcontract.queue_key(MODEL, names.INTERACTIVE), waiting_job) is None
-    long.close()
-    wait_for(lambda: record(redis, busy_job).get("status") in TERMINAL, "busy job ended")
+    for stream in streams:
+        stream.close()
+    wait_for(lambda: all(record(redis, job).get("status") in TERMINAL for job in busy_jobs), "busy jobs ended")
     # The worker is idle again and never picked the cancelled job up.
     reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
     assert reply.choices[0].finish_reason in ("stop", "length")

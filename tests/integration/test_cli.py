@@ -19,7 +19,7 @@ from redis import Redis
 
 from shared import events, names
 from shared.redis_server import RedisServer
-from tests.probes import job_of, poll
+from tests.probes import job_of, poll, wait_for
 from tests.stack import MODEL, free_port, running_stack
 
 pytestmark = pytest.mark.integration
@@ -139,13 +139,25 @@ def stack_client(base_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=120)
 
 
+def _rq_loops(redis: Redis, worker: str, slots: int) -> list[bytes]:
+    """The RQ workers of `worker`'s slots, once all `slots` of them have registered."""
+
+    def registered() -> list[bytes] | None:
+        found = [key for key in redis.smembers("rq:workers") if key.startswith(f"rq:worker:{worker}.".encode())]
+        return found if len(found) == slots else None
+
+    return wait_for(registered, f"the {slots} RQ loops of {worker}", timeout=30)
+
+
 def test_two_workers_take_jobs_from_one_queue(fresh_redis_url: str, logs_dir: Path) -> None:
     with running_stack(fresh_redis_url, logs_dir, workers=2) as stack, Redis.from_url(fresh_redis_url) as redis:
         registered = {name.decode() for name in redis.zrange(names.model_workers_key(MODEL), 0, -1)}
         assert len(registered) == 2
         expected_queues = ",".join(names.queue_name(MODEL, lane) for lane in names.LANES)
         for name in registered:
-            assert redis.hget(f"rq:worker:{name}", "queues").decode() == expected_queues
+            # One RQ loop a slot, each an RQ worker named after its llamaq worker (they register as they start).
+            loops = _rq_loops(redis, name, int(redis.hget(names.worker_key(name), "slots")))
+            assert {redis.hget(key, "queues").decode() for key in loops} == {expected_queues}
 
         client = stack_client(stack.base_url)
 

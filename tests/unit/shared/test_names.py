@@ -15,6 +15,7 @@ PINNED = {
     "cancel_key": ((JOB,), f"llamaq:job:{JOB}:cancel"),
     "heartbeat_key": ((JOB,), f"llamaq:job:{JOB}:heartbeat"),
     "model_workers_key": (("m",), "llamaq:model:m:workers"),
+    "model_slots_key": (("m",), "llamaq:model:m:slots"),
     "models_key": ((), "llamaq:models"),
     "model_info_key": (("m",), "llamaq:model:m:info"),
     "worker_key": (("host.1.ab",), "llamaq:worker:host.1.ab"),

@@ -25,7 +25,12 @@ def frames(body: bytes) -> list[Any]:
 
 
 def test_usage_adds_up() -> None:
-    assert USAGE == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    assert USAGE == {
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "total_tokens": 15,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 @pytest.mark.parametrize("finish_reason", ["stop", "length"])

@@ -79,7 +79,7 @@ def test_the_worker_runs_interactive_jobs_first_and_leaves_nothing_behind(redis:
     # No llamaq records: each job is refused at its claim, so no model is needed to run the loop.
     context = WorkerContext(settings, redis, None, Scripts(redis), "lanes-worker")  # type: ignore[arg-type]
 
-    build_worker(settings, redis, context).work(burst=True)
+    build_worker(settings, redis, context, context.name).work(burst=True)
 
     ids = ["job_i0", "job_i1", "job_b0", "job_b1", "job_b2"]
     jobs = Job.fetch_many(ids, connection=redis, serializer=JSONSerializer)

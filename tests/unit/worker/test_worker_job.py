@@ -105,7 +105,12 @@ def test_a_completion_job_ends_with_a_text_completion(server: fakeredis.FakeServ
     assert_conforms("CreateCompletionResponse", response)
     assert response["choices"][0]["text"] == "a ti"
     assert response["choices"][0]["finish_reason"] == "length"
-    assert response["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+    assert response["usage"] == {
+        "prompt_tokens": 10,
+        "completion_tokens": 4,
+        "total_tokens": 14,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 def test_generation_that_raises_ends_in_one_error_event_and_the_worker_goes_on(
@@ -218,7 +223,7 @@ def test_the_worker_reports_no_current_job_and_records_the_duration_afterwards(
     ctx = context(redis, FakeLlama())
     enqueue(server, chat_job())
     run_burst(ctx)
-    assert ctx.current.job_id is None
+    assert ctx.current.snapshot() == {}
     assert len(redis.lrange(names.job_durations_key(ctx.settings.model_name), 0, -1)) == 1
 
 
