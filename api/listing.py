@@ -1,11 +1,16 @@
 """Cursor pagination over an owner's index (a sorted set by creation time), newest first."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from redis.asyncio import Redis
 
 from shared.errors import LlamaqError
+
+# The query parameters of every list route, as OpenAI names them.
+Limit = Annotated[int, Query(ge=1, le=100)]
+After = Annotated[str | None, Query(max_length=128)]
 
 
 async def page(

@@ -1,7 +1,7 @@
 """Turn a validated OpenAI request into the job payload, applying the server's caps."""
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -52,26 +52,24 @@ def chat_payload(body: ChatCompletionRequest, settings: Settings, lane: str = na
     messages = [
         ChatMessage(role=m.role if m.role != "developer" else "system", content=m.text()) for m in body.messages
     ]
-    return JobPayload(
-        id=new_job_id(),
-        kind="chat",
-        model=body.model,
-        lane=lane,
-        created=int(time.time()),
-        messages=messages,
-        params=_params(body, settings),
-    )
+    return _payload("chat", body, settings, lane, messages=messages)
 
 
 def completion_payload(body: CompletionRequest, settings: Settings, lane: str = names.INTERACTIVE) -> JobPayload:
+    return _payload("completion", body, settings, lane, prompt=body.prompt_text())
+
+
+def _payload(
+    kind: Literal["chat", "completion"],
+    body: ChatCompletionRequest | CompletionRequest,
+    settings: Settings,
+    lane: str,
+    **content: Any,
+) -> JobPayload:
+    """The job of one request: a new id, the model and lane, the server's sampling caps, its messages or prompt."""
+    params, created = _params(body, settings), int(time.time())
     return JobPayload(
-        id=new_job_id(),
-        kind="completion",
-        model=body.model,
-        lane=lane,
-        created=int(time.time()),
-        prompt=body.prompt_text(),
-        params=_params(body, settings),
+        id=new_job_id(), kind=kind, model=body.model, lane=lane, created=created, params=params, **content
     )
 
 

@@ -21,6 +21,7 @@ from shared import events
 from shared.errors import ClientGone, JobFailed, Timeout, Unavailable
 from shared.logs import REQUEST_ID
 from shared.payload import JobPayload
+from shared.schemas import SamplingFields
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,12 @@ class Responder:
         self.admission = admission
         self.settings = settings
 
-    async def serve(
+    async def answer(self, payload: JobPayload, body: SamplingFields, owner: str, idempotency: str | None) -> Any:
+        """Serve the request `body` became `payload`: streamed or not, with usage in the stream if asked."""
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return await self._serve(payload, owner, bool(body.stream), include_usage, idempotency or "")
+
+    async def _serve(
         self, payload: JobPayload, owner: str, stream: bool, include_usage: bool, idempotency: str = ""
     ) -> Any:
         payload.request_id = REQUEST_ID.get()  # so the worker's job log line names this request

@@ -60,19 +60,8 @@ def chat_chunk(
     with_usage_field: bool = False,
 ) -> dict[str, Any]:
     """A `chat.completion.chunk`; `delta=None` makes the usage-only chunk with no choices."""
-    chunk: dict[str, Any] = {
-        "id": id_,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": []
-        if delta is None
-        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-    }
-    if with_usage_field:
-        chunk["usage"] = usage_
-    return chunk
+    choice = None if delta is None else {"delta": delta}
+    return _chunk("chat.completion.chunk", id_, model, created, choice, finish_reason, usage_, with_usage_field)
 
 
 def text_chunk(
@@ -85,15 +74,28 @@ def text_chunk(
     with_usage_field: bool = False,
 ) -> dict[str, Any]:
     """A streamed `text_completion`; `text=None` makes the usage-only chunk with no choices."""
+    choice = None if text is None else {"text": text}
+    return _chunk("text_completion", id_, model, created, choice, finish_reason, usage_, with_usage_field)
+
+
+def _chunk(
+    object_: str,
+    id_: str,
+    model: str,
+    created: int,
+    choice: dict[str, Any] | None,
+    finish_reason: str | None,
+    usage_: dict[str, Any] | None,
+    with_usage_field: bool,
+) -> dict[str, Any]:
+    choices = [] if choice is None else [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}]
     chunk: dict[str, Any] = {
         "id": id_,
-        "object": "text_completion",
+        "object": object_,
         "created": created,
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": []
-        if text is None
-        else [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": choices,
     }
     if with_usage_field:
         chunk["usage"] = usage_

@@ -1,14 +1,14 @@
 """OpenAI Batch API: create, retrieve, list, cancel."""
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from api.batch_runner import BatchRunner
 from api.batches import batch_object, create_batch, load_batch
 from api.deps import OwnerDep, RedisDep, SettingsDep
-from api.listing import page
+from api.listing import After, Limit, page
 from shared import names
 from shared.schemas import BatchCreate
 from shared.states import BatchStatus
@@ -31,8 +31,8 @@ async def create(body: BatchCreate, request: Request, owner: OwnerDep, redis: Re
 async def list_batches(
     owner: OwnerDep,
     redis: RedisDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = 20,
+    after: After = None,
 ) -> dict[str, Any]:
     async def render(batch_id: str) -> dict[str, Any]:
         return batch_object(batch_id, await load_batch(redis, batch_id, owner))

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 
 from api.deps import AdmissionDep, OwnerDep, RelayDep, SettingsDep
 from api.payloads import chat_payload, completion_payload
@@ -12,35 +12,23 @@ from shared.schemas import ChatCompletionRequest, CompletionRequest
 router = APIRouter(prefix="/v1", tags=["generation"])
 
 
+def _responder(request: Request, settings: SettingsDep, relay: RelayDep, admission: AdmissionDep) -> Responder:
+    return Responder(request, relay, admission, settings)
+
+
+ResponderDep = Annotated[Responder, Depends(_responder)]
+IdempotencyKey = Annotated[str | None, Header(max_length=256)]
+
+
 @router.post("/chat/completions")
 async def create_chat_completion(
-    body: ChatCompletionRequest,
-    request: Request,
-    owner: OwnerDep,
-    settings: SettingsDep,
-    relay: RelayDep,
-    admission: AdmissionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    body: ChatCompletionRequest, responder: ResponderDep, owner: OwnerDep, idempotency_key: IdempotencyKey = None
 ) -> Any:
-    payload = chat_payload(body, settings)
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Responder(request, relay, admission, settings).serve(
-        payload, owner, bool(body.stream), include_usage, idempotency_key or ""
-    )
+    return await responder.answer(chat_payload(body, responder.settings), body, owner, idempotency_key)
 
 
 @router.post("/completions")
 async def create_completion(
-    body: CompletionRequest,
-    request: Request,
-    owner: OwnerDep,
-    settings: SettingsDep,
-    relay: RelayDep,
-    admission: AdmissionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    body: CompletionRequest, responder: ResponderDep, owner: OwnerDep, idempotency_key: IdempotencyKey = None
 ) -> Any:
-    payload = completion_payload(body, settings)
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return await Responder(request, relay, admission, settings).serve(
-        payload, owner, bool(body.stream), include_usage, idempotency_key or ""
-    )
+    return await responder.answer(completion_payload(body, responder.settings), body, owner, idempotency_key)

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from api.cancel import cancel_job
 from api.deps import AdmissionDep, OwnerDep, RedisDep, RelayDep, SettingsDep
 from api.jobviews import job_object, load
 from api.jsonresponse import OrjsonResponse
-from api.listing import page
+from api.listing import After, Limit, page
 from api.middleware.request_log import annotate
 from api.payloads import payload_for, within
 from api.streaming import sse
@@ -60,8 +60,8 @@ async def create_job(
 async def list_jobs(
     owner: OwnerDep,
     redis: RedisDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = 20,
+    after: After = None,
 ) -> dict[str, Any]:
     return await page(redis, names.owner_index_key(owner, "jobs"), limit, after, lambda i: job_object(redis, i, owner))
 
