@@ -38,7 +38,8 @@ HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
 }
 COUNTERS = {
     "tokens_generated": "Completion tokens generated.",
-    "prompt_tokens": "Prompt tokens evaluated.",
+    "prompt_tokens": "Prompt tokens of the jobs, cached ones included.",
+    "prompt_tokens_cached": "Prompt tokens a slot's prefix cache already held: not evaluated again.",
 }
 
 
@@ -55,6 +56,7 @@ class JobFigures:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    cached_tokens: int = 0
 
 
 def record(pipe: Any, figures: JobFigures) -> None:
@@ -62,6 +64,7 @@ def record(pipe: Any, figures: JobFigures) -> None:
     key, head = names.metrics_key(), f"{figures.model}|{figures.lane}"
     pipe.hincrby(key, f"{head}|c|tokens_generated", figures.completion_tokens)
     pipe.hincrby(key, f"{head}|c|prompt_tokens", figures.prompt_tokens)
+    pipe.hincrby(key, f"{head}|c|prompt_tokens_cached", figures.cached_tokens)
     for name, value in figures.timings.items():
         if name not in HISTOGRAMS or not math.isfinite(value) or value < 0:
             continue

@@ -15,6 +15,7 @@ class JobClock:
         self.first: float | None = None
         self.last: float | None = None
         self.prompt_tokens = 0
+        self.cached_tokens = 0
         self.completion_tokens = 0
 
     def token(self, completion_tokens: int) -> None:
@@ -37,11 +38,12 @@ class JobClock:
 
     def figures(self, model: str, lane: str) -> JobFigures:
         timings = self.timings(time.time())
-        return JobFigures(model, lane, self.prompt_tokens, self.completion_tokens, timings)
+        return JobFigures(model, lane, self.prompt_tokens, self.completion_tokens, timings, self.cached_tokens)
 
     def log_fields(self, figures: JobFigures) -> dict[str, float | int]:
         fields: dict[str, float | int] = {
             "prompt_tokens": figures.prompt_tokens,
+            "cached_tokens": figures.cached_tokens,
             "completion_tokens": figures.completion_tokens,
         }
         fields.update({name: round(value, 4) for name, value in figures.timings.items()})

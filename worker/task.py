@@ -68,6 +68,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
         return "cancelled"
     deadline = time.monotonic() + ctx.settings.job_timeout
     for piece in ctx.engine.generate(prepared, job.params, progress):
+        clock.cached_tokens = progress.cached_tokens
         clock.token(progress.completion_tokens)
         ctx.current.tokens(job.id, progress.completion_tokens)
         if sink.token(piece):

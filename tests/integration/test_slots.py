@@ -74,13 +74,24 @@ def test_answers_generated_together_equal_the_answers_alone(stack: Stack, client
     redis.close()
 
 
-def test_a_repeated_prompt_is_served_from_the_slot_cache(client: openai.OpenAI) -> None:
+def cached_prompt_tokens(stack: Stack) -> float:
+    """`llamaq_prompt_tokens_cached_total` of the interactive lane, from /metrics."""
+    for line in httpx.get(f"{stack.base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("llamaq_prompt_tokens_cached_total{") and 'lane="interactive"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_repeated_prompt_is_served_from_the_slot_cache(stack: Stack, client: openai.OpenAI) -> None:
     messages = [{"role": "system", "content": "You are a terse assistant. " * 20}, {"role": "user", "content": "Hi"}]
     first = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8, temperature=0)
+    assert first.usage is not None
     again = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8, temperature=0)
     assert first.usage is not None and again.usage is not None and again.usage.prompt_tokens_details is not None
     assert again.usage.prompt_tokens_details.cached_tokens >= again.usage.prompt_tokens - 2
     assert again.choices[0].message.content == first.choices[0].message.content
+    counted = again.usage.prompt_tokens_details.cached_tokens
+    assert wait_for(lambda: cached_prompt_tokens(stack) >= counted, "the cached tokens counted in the metrics", 10)
 
 
 def test_a_cancelled_stream_leaves_the_others_unchanged(client: openai.OpenAI) -> None:
