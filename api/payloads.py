@@ -27,6 +27,12 @@ def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings)
     response_format = None
     if isinstance(body, ChatCompletionRequest) and body.response_format is not None:
         response_format = body.response_format.model_dump(by_alias=True)
+    choices = body.n or 1
+    if choices > settings.slots:
+        raise InvalidRequest(
+            f"'n' is {choices}, above this server's {settings.slots} slots a worker (LLAMAQ_SLOTS).", param="n"
+        )
+    logprobs, top_logprobs = body.logprob_request()
     # Many clients never send a limit (LangChain, the Vercel AI SDK, pydantic-ai): a small model left to run
     # to the end of its context holds a worker for minutes.
     default = min(settings.default_max_tokens, settings.max_tokens_cap) if settings.default_max_tokens else None
@@ -40,6 +46,9 @@ def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings)
         presence_penalty=body.presence_penalty or 0.0,
         frequency_penalty=body.frequency_penalty or 0.0,
         response_format=response_format,
+        n=choices,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
     )
 
 

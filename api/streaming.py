@@ -24,12 +24,22 @@ class ChunkWriter:
 
     def __init__(self, payload: JobPayload, include_usage: bool) -> None:
         self._chat = payload.kind == "chat"
+        self._choices = payload.params.n
         self._id = response_id(payload.id, payload.kind)
         self._model = payload.model
         self._created = payload.created
         self._usage = include_usage
 
-    def _chunk(self, content: str | None, finish: str | None = None, usage: Any = None, role: bool = False) -> bytes:
+    def _chunk(
+        self,
+        content: str | None,
+        finish: str | None = None,
+        usage: Any = None,
+        role: bool = False,
+        index: int = 0,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> bytes:
+        head = (self._id, self._model, self._created)
         if self._chat:
             delta = (
                 None
@@ -38,20 +48,22 @@ class ChunkWriter:
             )
             if finish is not None:
                 delta = {}
-            chunk = objects.chat_chunk(self._id, self._model, self._created, delta, finish, usage, self._usage)
+            chunk = objects.chat_chunk(*head, delta, finish, usage, self._usage, index, logprobs)
         else:
-            chunk = objects.text_chunk(self._id, self._model, self._created, content, finish, usage, self._usage)
+            chunk = objects.text_chunk(*head, content, finish, usage, self._usage, index, logprobs)
         return sse(chunk)
 
     def opening(self) -> bytes:
-        return self._chunk("", role=True) if self._chat else b""
+        """The role of every choice, as OpenAI's first chunks carry it."""
+        return b"".join(self._chunk("", role=True, index=i) for i in range(self._choices)) if self._chat else b""
 
-    def token(self, text: str) -> bytes:
-        return self._chunk(text)
+    def token(self, text: str, index: int = 0, logprobs: list[dict[str, Any]] | None = None) -> bytes:
+        return self._chunk(text, index=index, logprobs=logprobs)
 
     def closing(self, response: dict[str, Any]) -> bytes:
-        finish = response["choices"][0]["finish_reason"]
-        out = self._chunk("", finish=finish)
+        out = b"".join(
+            self._chunk("", finish=choice["finish_reason"], index=choice["index"]) for choice in response["choices"]
+        )
         if self._usage:
             out += self._chunk(None, usage=response["usage"])
         return out + END_OF_STREAM

@@ -36,8 +36,6 @@ EMPTY_LIST = DefaultOnly((None, []), "[] or null")
 EMPTY_OBJECT = DefaultOnly((None, {}), "{} or null")
 
 CHAT: dict[str, DefaultOnly] = {
-    "logprobs": FALSE,
-    "top_logprobs": DefaultOnly((None, 0), "0 or null"),
     "logit_bias": EMPTY_OBJECT,
     "tools": EMPTY_LIST,
     "functions": EMPTY_LIST,
@@ -60,7 +58,6 @@ CHAT: dict[str, DefaultOnly] = {
 }
 
 COMPLETION: dict[str, DefaultOnly] = {
-    "logprobs": NULL,
     "logit_bias": EMPTY_OBJECT,
     "echo": FALSE,
     "best_of": DefaultOnly((None, 1), "1 or null"),

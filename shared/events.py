@@ -32,11 +32,20 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Token:
+    """Text of one choice (`i`, sent when not 0) and, when asked for, its tokens' logprobs (`lp`)."""
+
     text: str
+    index: int = 0
+    logprobs: list[dict[str, Any]] | None = None
     kind: ClassVar[Kind] = Kind.TOKEN
 
     def wire(self) -> dict[str, Any]:
-        return {"k": self.kind, "x": self.text}
+        wire: dict[str, Any] = {"k": self.kind, "x": self.text}
+        if self.index:
+            wire["i"] = self.index
+        if self.logprobs is not None:
+            wire["lp"] = self.logprobs
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +126,7 @@ def parse(wire: dict[str, Any]) -> Event:
     """The typed event of a wire object."""
     kind = Kind(wire["k"])
     if kind is Kind.TOKEN:
-        return Token(wire["x"])
+        return Token(wire["x"], int(wire.get("i", 0)), wire.get("lp"))
     if kind is Kind.STARTED:
         return Started(wire["worker"], int(wire["prompt_tokens"]), int(wire["attempt"]))
     if kind is Kind.RETRY:

@@ -1,5 +1,6 @@
 """OpenAI response and stream-chunk objects, shaped as the official spec defines them."""
 
+from dataclasses import dataclass
 from typing import Any
 
 SYSTEM_FINGERPRINT = "llamaq"
@@ -15,8 +16,17 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
     }
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One generated choice: its text, why it ended, and its tokens' logprob entries when asked for."""
+
+    text: str
+    finish_reason: str
+    logprobs: list[dict[str, Any]] | None = None
+
+
 def chat_completion(
-    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, Any]
+    id_: str, model: str, created: int, choices: list[Choice], usage_: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "id": id_,
@@ -26,18 +36,19 @@ def chat_completion(
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [
             {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish_reason,
+                "index": index,
+                "message": {"role": "assistant", "content": choice.text, "refusal": None},
+                "logprobs": chat_logprobs(choice.logprobs),
+                "finish_reason": choice.finish_reason,
             }
+            for index, choice in enumerate(choices)
         ],
         "usage": usage_,
     }
 
 
 def text_completion(
-    id_: str, model: str, created: int, text: str, finish_reason: str, usage_: dict[str, Any]
+    id_: str, model: str, created: int, choices: list[Choice], usage_: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "id": id_,
@@ -45,8 +56,37 @@ def text_completion(
         "created": created,
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [
+            {
+                "index": index,
+                "text": choice.text,
+                "logprobs": text_logprobs(choice.logprobs),
+                "finish_reason": choice.finish_reason,
+            }
+            for index, choice in enumerate(choices)
+        ],
         "usage": usage_,
+    }
+
+
+def chat_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A chat choice's `logprobs`: the token entries as they are, no refusal."""
+    return None if entries is None else {"content": entries, "refusal": None}
+
+
+def text_logprobs(entries: list[dict[str, Any]] | None, offset: int = 0) -> dict[str, Any] | None:
+    """A legacy completion choice's `logprobs`: parallel lists, the alternatives as token -> logprob maps."""
+    if entries is None:
+        return None
+    offsets = []
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry["token"])
+    return {
+        "tokens": [entry["token"] for entry in entries],
+        "token_logprobs": [entry["logprob"] for entry in entries],
+        "top_logprobs": [{alt["token"]: alt["logprob"] for alt in entry["top_logprobs"]} for entry in entries],
+        "text_offset": offsets,
     }
 
 
@@ -58,9 +98,11 @@ def chat_chunk(
     finish_reason: str | None = None,
     usage_: dict[str, Any] | None = None,
     with_usage_field: bool = False,
+    index: int = 0,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A `chat.completion.chunk`; `delta=None` makes the usage-only chunk with no choices."""
-    choice = None if delta is None else {"delta": delta}
+    """A `chat.completion.chunk` of choice `index`; `delta=None` makes the usage-only chunk with no choices."""
+    choice = None if delta is None else {"index": index, "delta": delta, "logprobs": chat_logprobs(logprobs)}
     return _chunk("chat.completion.chunk", id_, model, created, choice, finish_reason, usage_, with_usage_field)
 
 
@@ -72,9 +114,11 @@ def text_chunk(
     finish_reason: str | None = None,
     usage_: dict[str, Any] | None = None,
     with_usage_field: bool = False,
+    index: int = 0,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A streamed `text_completion`; `text=None` makes the usage-only chunk with no choices."""
-    choice = None if text is None else {"text": text}
+    """A streamed `text_completion` of choice `index`; `text=None` makes the usage-only chunk with no choices."""
+    choice = None if text is None else {"index": index, "text": text, "logprobs": text_logprobs(logprobs)}
     return _chunk("text_completion", id_, model, created, choice, finish_reason, usage_, with_usage_field)
 
 
@@ -88,14 +132,13 @@ def _chunk(
     usage_: dict[str, Any] | None,
     with_usage_field: bool,
 ) -> dict[str, Any]:
-    choices = [] if choice is None else [{"index": 0, **choice, "logprobs": None, "finish_reason": finish_reason}]
     chunk: dict[str, Any] = {
         "id": id_,
         "object": object_,
         "created": created,
         "model": model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": choices,
+        "choices": [] if choice is None else [{**choice, "finish_reason": finish_reason}],
     }
     if with_usage_field:
         chunk["usage"] = usage_

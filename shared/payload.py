@@ -24,6 +24,9 @@ class Params(BaseModel):
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     response_format: dict[str, Any] | None = None
+    n: int = 1  # choices, each a sequence of its own from one prompt pass
+    logprobs: bool = False
+    top_logprobs: int = 0
 
 
 class ChatMessage(BaseModel):

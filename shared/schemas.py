@@ -9,6 +9,8 @@ from pydantic_core import PydanticCustomError
 from shared import defaults
 
 MAX_STOP_CHARS = 256
+# Choices one request may ask for (`n`); a worker also needs as many free slots.
+MAX_CHOICES = 16
 
 
 def _encodable(value: str) -> str:
@@ -132,19 +134,12 @@ class SamplingFields(Strict):
     user: Text | None = Field(None, max_length=256)
     safety_identifier: Text | None = Field(None, max_length=256)
     prompt_cache_key: Text | None = Field(None, max_length=256)
-    n: int | None = None
+    n: int | None = Field(None, ge=1, le=MAX_CHOICES)
 
     @model_validator(mode="before")
     @classmethod
     def _drop_defaults(cls, data: Any) -> Any:
         return defaults.drop_defaults(data, cls.DEFAULT_ONLY)
-
-    @field_validator("n")
-    @classmethod
-    def _only_one_choice(cls, value: int | None) -> int | None:
-        if value not in (None, 1):
-            raise ValueError("only n=1 is supported")
-        return value
 
     @field_validator("stop")
     @classmethod
@@ -171,9 +166,20 @@ class ChatCompletionRequest(SamplingFields):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> "ChatCompletionRequest":
+        if self.top_logprobs and not self.logprobs:
+            raise PydanticCustomError("logprobs_required", "top_logprobs requires logprobs to be true")
+        return self
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def logprob_request(self) -> tuple[bool, int]:
+        return bool(self.logprobs), self.top_logprobs or 0
 
 
 # OpenAI's default `max_tokens` for legacy completions.
@@ -185,6 +191,7 @@ class CompletionRequest(SamplingFields):
 
     prompt: Text | list[Text]
     max_tokens: int | None = Field(LEGACY_MAX_TOKENS, ge=0)
+    logprobs: int | None = Field(None, ge=0, le=5)  # the legacy API's count of alternatives per token
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -208,6 +215,9 @@ class CompletionRequest(SamplingFields):
     def token_limit(self) -> int | None:
         # A null would otherwise run to the end of the context, where OpenAI stops at its default.
         return LEGACY_MAX_TOKENS if self.max_tokens is None else self.max_tokens
+
+    def logprob_request(self) -> tuple[bool, int]:
+        return self.logprobs is not None, self.logprobs or 0
 
 
 class JobCreate(Strict):

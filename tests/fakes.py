@@ -133,9 +133,10 @@ class FakeSlots:
         sampling = {"temp": request.temperature, "top_p": request.top_p, "seed": request.seed}
         sampling |= {"grammar": request.grammar, "presence_penalty": request.presence_penalty}
         sampling |= {"frequency_penalty": request.frequency_penalty}
-        sequence = Sequence(request, 0, len(self._live), cached_tokens=0, _sampler=object())
-        self._live[sequence] = self.llama.generate(request.tokens, **sampling)
-        return [sequence]
+        sequences = [Sequence(request, i, len(self._live) + i, cached_tokens=0, _sampler=object()) for i in range(n)]
+        for sequence in sequences:
+            self._live[sequence] = self.llama.generate(request.tokens, **sampling)
+        return sequences
 
     def generating(self) -> list[Sequence]:
         return list(self._live)
@@ -153,7 +154,11 @@ class FakeSlots:
             if reason is not None:
                 sequence.finish_reason = reason
                 self.finish(sequence)
-            outs.append(TokenOut(sequence, token, token == EOS, reason))
+            # A fake certainty: each token is chosen with logprob -0.5, its only alternative itself.
+            logprob, top = (
+                (-0.5, [(token, -0.5)][: sequence.request.top_logprobs]) if sequence.request.logprobs else (None, [])
+            )
+            outs.append(TokenOut(sequence, token, token == EOS, reason, logprob, top))
         return outs
 
     def finish(self, sequence: Sequence) -> None:

@@ -66,7 +66,7 @@ class StepWorker:
         job = self.payload(job_id)
         build = objects.chat_completion if job.kind == "chat" else objects.text_completion
         usage = objects.usage(PROMPT_TOKENS, 1)
-        response = build(response_id(job.id, job.kind), job.model, job.created, text, "stop", usage)
+        response = build(response_id(job.id, job.kind), job.model, job.created, [objects.Choice(text, "stop")], usage)
         self.sinks.pop(job_id).done(response)
         return response
 

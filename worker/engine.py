@@ -41,6 +41,7 @@ class Progress:
     prompt_tokens: int
     completion_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens the slot's prefix cache already held
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # OpenAI's entries, when asked for
     finish_reason: str = "length"
     text: list[str] = field(default_factory=list)
 

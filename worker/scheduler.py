@@ -30,27 +30,46 @@ IDLE_POLL_SECONDS = 0.2
 
 
 class _End:
-    """Marks the end of a job's pieces (its finish reason is in its `Progress`)."""
+    """Marks the end of a job's pieces (each choice's finish reason is in its `Progress`)."""
 
 
 _END = _End()
 
 
+class Piece(str):
+    """Text of one choice (`choice`), with the logprob entries of the tokens it completes (OpenAI's shape)."""
+
+    choice: int
+    logprobs: list[dict[str, Any]] | None
+
+    def __new__(cls, text: str, choice: int = 0, logprobs: list[dict[str, Any]] | None = None) -> "Piece":
+        piece = super().__new__(cls, text)
+        piece.choice, piece.logprobs = choice, logprobs
+        return piece
+
+
+@dataclass(eq=False)
+class _Choice:
+    """One choice of a job: its sequence, text state and progress."""
+
+    index: int
+    progress: Progress
+    stops: StopMatcher
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
+    sequence: Sequence | None = None
+    pending: list[dict[str, Any]] = field(default_factory=list)  # logprob entries of text held back
+    done: bool = False
+
+
 @dataclass(eq=False)
 class _Stream:
-    """One job's generation as the engine thread keeps it."""
+    """One job's generation as the engine thread keeps it: `n` choices from one prompt pass."""
 
     prepared: Prepared
     params: Params
-    progress: Progress
-    out: "queue.SimpleQueue[str | _End | BaseException]" = field(default_factory=queue.SimpleQueue)
-    stops: StopMatcher = field(init=False)
-    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
-    sequence: Sequence | None = None
+    choices: list[_Choice]
+    out: "queue.SimpleQueue[Piece | _End | BaseException]" = field(default_factory=queue.SimpleQueue)
     ended: bool = False
-
-    def __post_init__(self) -> None:
-        self.stops = StopMatcher(self.prepared.stops)
 
 
 class SlotScheduler:
@@ -64,7 +83,7 @@ class SlotScheduler:
         self._wait = wait_seconds  # the longest a job thread waits for the engine thread at one time
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._waiting: list[_Stream] = []  # prepared, not yet in a slot
-        self._active: dict[Sequence, _Stream] = {}
+        self._active: dict[Sequence, tuple[_Stream, _Choice]] = {}
 
     # -- job threads -----------------------------------------------------------------------------------------
 
@@ -72,11 +91,15 @@ class SlotScheduler:
         """The job's prompt tokens, stops and budget, computed on the engine thread (tokenizing is llama.cpp's)."""
         return self._call(lambda: self.engine.prepare(job))
 
-    def generate(self, prepared: Prepared, params: Params, progress: Progress) -> Iterator[str]:
-        """Yield the job's text pieces as the engine thread produces them; closing it ends the sequence."""
+    def generate(self, prepared: Prepared, params: Params, *progress: Progress) -> Iterator[Piece]:
+        """Yield the job's text pieces as the engine thread produces them; closing it ends the sequences.
+
+        One `Progress` a choice: `params.n` of them (each piece names its `choice`).
+        """
         if prepared.max_tokens == 0:
             return
-        stream = _Stream(prepared, params, progress)
+        choices = [_Choice(index, each, StopMatcher(prepared.stops)) for index, each in enumerate(progress)]
+        stream = _Stream(prepared, params, choices)
         self._inbox.put(lambda: self._waiting.append(stream))
         try:
             while True:
@@ -141,7 +164,7 @@ class SlotScheduler:
                 return
 
     def _admit(self) -> None:
-        while self._waiting and self.slots.free_slots():
+        while self._waiting and self.slots.free_slots() >= len(self._waiting[0].choices):
             stream = self._waiting.pop(0)
             if stream.ended:
                 continue
@@ -155,43 +178,70 @@ class SlotScheduler:
                 frequency_penalty=params.frequency_penalty,
                 seed=params.seed,
                 grammar=stream.prepared.grammar,
+                logprobs=params.logprobs,
+                top_logprobs=params.top_logprobs,
             )
             try:
-                (sequence,) = self.slots.start(request)
+                sequences = self.slots.start(request, n=len(stream.choices))
             except Exception as exc:
                 self._close(stream, exc)
                 continue
-            stream.sequence = sequence
-            stream.progress.cached_tokens = sequence.cached_tokens
-            self._active[sequence] = stream
+            for choice, sequence in zip(stream.choices, sequences, strict=True):
+                choice.sequence = sequence
+                choice.progress.cached_tokens = sequence.cached_tokens
+                self._active[sequence] = (stream, choice)
 
     def _route(self, out: TokenOut) -> None:
-        stream = self._active.get(out.sequence)
-        if stream is None:  # its job thread ended it within this step
+        found = self._active.get(out.sequence)
+        if found is None:  # its job thread ended it within this step
             return
-        progress = stream.progress
+        stream, choice = found
+        progress = choice.progress
         if out.eog:
             progress.finish_reason = "stop"
-            self._finish(stream)
+            self._finish(stream, choice)
             return
         progress.completion_tokens += 1
-        piece, hit = stream.stops.feed(stream.decoder.decode(self.engine.llama.detokenize([out.token])))
+        raw = self.engine.llama.detokenize([out.token])
+        if out.logprob is not None:
+            choice.pending.append(self._logprob_entry(raw, out))
+        piece, hit = choice.stops.feed(choice.decoder.decode(raw))
         if piece:
-            progress.text.append(piece)
-            stream.out.put(piece)
+            self._put(stream, choice, piece)
         if hit:
             progress.finish_reason = "stop"
-            self._finish(stream)
+            self._finish(stream, choice)
         elif out.finish_reason is not None:
-            self._finish(stream)
+            self._finish(stream, choice)
 
-    def _finish(self, stream: _Stream) -> None:
-        """The sequence is done: the held-back tail goes out, then the end."""
-        tail = stream.stops.flush(stream.decoder.decode(b"", final=True))
-        if tail:
-            stream.progress.text.append(tail)
-            stream.out.put(tail)
-        self._close(stream, _END)
+    def _logprob_entry(self, raw: bytes, out: TokenOut) -> dict[str, Any]:
+        """OpenAI's entry for one token: its text, logprob, bytes, and the most likely alternatives."""
+
+        def entry(text: bytes, logprob: float) -> dict[str, Any]:
+            return {"token": text.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(text)}
+
+        alternatives = [entry(self.engine.llama.detokenize([token]), lp) for token, lp in out.top_logprobs]
+        return {**entry(raw, out.logprob or 0.0), "top_logprobs": alternatives}
+
+    def _put(self, stream: _Stream, choice: _Choice, text: str) -> None:
+        logprobs = None
+        if stream.params.logprobs:
+            logprobs, choice.pending = choice.pending, []
+            choice.progress.logprobs.extend(logprobs)
+        choice.progress.text.append(text)
+        stream.out.put(Piece(text, choice.index, logprobs))
+
+    def _finish(self, stream: _Stream, choice: _Choice) -> None:
+        """The choice is done: its held-back tail goes out; once every choice is, the end."""
+        choice.done = True
+        if choice.sequence is not None:
+            self._active.pop(choice.sequence, None)
+            self.slots.finish(choice.sequence)
+        tail = choice.stops.flush(choice.decoder.decode(b"", final=True))
+        if tail or choice.pending:
+            self._put(stream, choice, tail)
+        if all(each.done for each in stream.choices):
+            self._close(stream, _END)
 
     def _end(self, stream: _Stream) -> None:
         """The job thread stopped reading: free its slot now (a no-op once the sequence finished)."""
@@ -200,13 +250,14 @@ class SlotScheduler:
 
     def _close(self, stream: _Stream, last: _End | BaseException | None) -> None:
         stream.ended = True
-        if stream.sequence is not None:
-            self._active.pop(stream.sequence, None)
-            self.slots.finish(stream.sequence)
+        for choice in stream.choices:
+            if choice.sequence is not None:
+                self._active.pop(choice.sequence, None)
+                self.slots.finish(choice.sequence)
         if last is not None:
             stream.out.put(last)
 
     def _fail_active(self, error: LlamaqError, cause: BaseException) -> None:
         error.__cause__ = cause
-        for stream in list(self._active.values()):
+        for stream in {stream for stream, _ in self._active.values()}:
             self._close(stream, error)

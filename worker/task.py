@@ -61,32 +61,38 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
     except LlamaqError as exc:
         sink.error(exc)
         return "rejected"
-    progress = Progress(prompt_tokens=len(prepared.tokens))
-    clock.prompt_tokens = progress.prompt_tokens
-    if sink.started(ctx.name, progress.prompt_tokens):
+    choices = [Progress(prompt_tokens=len(prepared.tokens)) for _ in range(job.params.n)]
+    clock.prompt_tokens = len(prepared.tokens)
+    if sink.started(ctx.name, clock.prompt_tokens):
         sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
         return "cancelled"
     deadline = time.monotonic() + ctx.settings.job_timeout
-    for piece in ctx.engine.generate(prepared, job.params, progress):
-        clock.cached_tokens = progress.cached_tokens
-        clock.token(progress.completion_tokens)
-        ctx.current.tokens(job.id, progress.completion_tokens)
-        if sink.token(piece):
-            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, progress))
+    for piece in ctx.engine.generate(prepared, job.params, *choices):
+        generated = sum(choice.completion_tokens for choice in choices)
+        clock.cached_tokens = choices[0].cached_tokens
+        clock.token(generated)
+        ctx.current.tokens(job.id, generated)
+        if sink.token(piece, piece.choice, piece.logprobs):
+            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, choices))
             return "cancelled"
         if time.monotonic() > deadline:
             message = f"The job exceeded its generation time limit of {ctx.settings.job_timeout} s."
-            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, progress))
+            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, choices))
             return "timeout"
-    sink.done(_response(job, progress))
+    sink.done(_response(job, choices))
     return "completed"
 
 
-def _response(job: JobPayload, progress: Progress) -> dict[str, Any]:
+def _response(job: JobPayload, choices: list[Progress]) -> dict[str, Any]:
+    first = choices[0]
+    generated = sum(choice.completion_tokens for choice in choices)
+    usage = objects.usage(first.prompt_tokens, generated, first.cached_tokens)
+    made = [
+        objects.Choice("".join(choice.text), choice.finish_reason, choice.logprobs if job.params.logprobs else None)
+        for choice in choices
+    ]
     build = objects.chat_completion if job.kind == "chat" else objects.text_completion
-    usage = objects.usage(progress.prompt_tokens, progress.completion_tokens, progress.cached_tokens)
-    text = "".join(progress.text)
-    return build(response_id(job.id, job.kind), job.model, job.created, text, progress.finish_reason, usage)
+    return build(response_id(job.id, job.kind), job.model, job.created, made, usage)
 
 
 def _safe_error(sink: EventSink, exc: LlamaqError, job_id: str) -> None:

@@ -190,18 +190,19 @@ def test_a_schema_without_a_grammar_is_a_400(client: openai.OpenAI) -> None:
     assert caught.value.type == "invalid_request_error"
 
 
-def test_n_other_than_one_is_refused(client: openai.OpenAI) -> None:
+def test_n_up_to_the_slots_is_served_and_above_them_refused(client: openai.OpenAI) -> None:
     assert ask(client, n=1, max_tokens=2).choices[0].index == 0
+    assert [choice.index for choice in ask(client, n=2, max_tokens=2).choices] == [0, 1]
     with pytest.raises(openai.BadRequestError) as caught:
-        ask(client, n=2, max_tokens=2)
-    assert caught.value.param == "n" and "n=1" in caught.value.message
+        ask(client, n=16, max_tokens=2)
+    assert caught.value.param == "n" and "LLAMAQ_SLOTS" in caught.value.message
 
 
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-        ({"logprobs": True}, "logprobs"),
+        ({"store": True}, "store"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
         ({"extra_body": {"top_k": 5}}, "top_k"),
     ],

@@ -92,9 +92,9 @@ def test_fields_sent_with_their_default_values_are_accepted(client: openai.OpenA
 
 def test_a_non_default_value_is_refused_by_name(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model=MODEL, messages=[FIRST], max_tokens=4, logprobs=True)
+        client.chat.completions.create(model=MODEL, messages=[FIRST], max_tokens=4, store=True)
     error = refused.value.body
-    assert isinstance(error, dict) and error["param"] == "logprobs"
+    assert isinstance(error, dict) and error["param"] == "store"
     assert "only its default (false or null) is accepted" in error["message"]
 
 

@@ -23,6 +23,7 @@ from redis import Redis
 from shared import names
 from tests.integration.test_backpressure import COUNTING, TERMINAL, record
 from tests.probes import job_of, wait_for
+from tests.spec import assert_conforms
 from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
@@ -210,3 +211,59 @@ def test_a_worker_killed_with_several_jobs_in_flight(fresh_redis_url: str, logs_
         assert all(job["attempts"] == 2 for job in jobs)
         assert record(redis, job_of(first.id))["status"] == "failed"
         redis.close()
+
+
+def test_n_choices_from_one_prompt_each_equal_the_single_answer(stack: Stack) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTIONS[1]}], "max_tokens": 24, "temperature": 0}
+    with httpx.Client(base_url=stack.base_url, timeout=60) as http:
+        single = http.post("/v1/chat/completions", json=body).json()
+        several = http.post("/v1/chat/completions", json={**body, "n": 3}).json()
+        too_many = http.post("/v1/chat/completions", json={**body, "n": 16})
+    assert_conforms("CreateChatCompletionResponse", several)
+    assert [choice["index"] for choice in several["choices"]] == [0, 1, 2]
+    texts = {choice["message"]["content"] for choice in several["choices"]}
+    assert texts == {single["choices"][0]["message"]["content"]}
+    assert several["usage"]["completion_tokens"] == 3 * single["usage"]["completion_tokens"]
+    assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "n"
+
+
+def test_a_stream_of_two_choices_carries_each_choice_by_index(stack: Stack) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTIONS[2]}], "max_tokens": 16, "temperature": 0}
+    with httpx.Client(base_url=stack.base_url, timeout=60) as http:
+        single = http.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]["content"]
+        streamed = http.post("/v1/chat/completions", json={**body, "n": 2, "stream": True}).text
+    chunks = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: {")]
+    texts: dict[int, str] = {0: "", 1: ""}
+    finishes: dict[int, str] = {}
+    for chunk in chunks:
+        assert_conforms("CreateChatCompletionStreamResponse", chunk)
+        for choice in chunk["choices"]:
+            texts[choice["index"]] += choice["delta"].get("content") or ""
+            if choice["finish_reason"]:
+                finishes[choice["index"]] = choice["finish_reason"]
+    assert texts == {0: single, 1: single}
+    assert set(finishes) == {0, 1}
+
+
+def test_logprobs_of_greedy_tokens_are_their_rows_maximum(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": QUESTIONS[3]}],
+        max_tokens=12,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+    )
+    assert_conforms("CreateChatCompletionResponse", reply.model_dump(exclude_unset=True))
+    assert reply.usage is not None and reply.choices[0].logprobs is not None
+    content = reply.choices[0].logprobs.content or []
+    assert len(content) == reply.usage.completion_tokens
+    assert "".join(entry.token for entry in content) == reply.choices[0].message.content
+    for entry in content:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3
+        assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob)  # greedy: the best is the chosen
+        assert [alt.logprob for alt in entry.top_logprobs] == sorted(
+            (alt.logprob for alt in entry.top_logprobs), reverse=True
+        )
+    legacy = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=6, temperature=0, logprobs=2)
+    assert legacy.choices[0].logprobs is not None and len(legacy.choices[0].logprobs.tokens or []) == 6

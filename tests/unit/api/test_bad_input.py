@@ -72,11 +72,11 @@ CASES: dict[str, Case] = {
         raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": "hi"}], "top_p": Infinity}')
     ),
     "seed beyond 64 bits": Case(chat(seed=2**70), param="seed"),
-    "n above one": Case(chat(n=2), param="n"),
+    "n above the slots": Case(chat(n=16), param="n"),
     "five stop sequences": Case(chat(stop=["a", "b", "c", "d", "e"]), param="stop"),
     "stream is a string": Case(chat(stream="yes"), param="stream"),
     "unknown field": Case(chat(frobnicate=True), param="frobnicate"),
-    "unsupported field": Case(chat(logprobs=True), param="logprobs"),
+    "unsupported field": Case(chat(store=True), param="store"),
     "deeply nested JSON": Case(raw('{"model": "{MODEL}", "messages": ' + "[" * 50_000 + "]" * 50_000 + "}")),
     "deeply nested content": Case(
         raw('{"model": "{MODEL}", "messages": [{"role": "user", "content": ' + "[" * 300 + "]" * 300 + "}]}")

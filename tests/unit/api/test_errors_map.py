@@ -79,9 +79,9 @@ def test_wrong_type_names_the_field() -> None:
 
 
 def test_value_error_message_is_kept_without_pydantic_prefix() -> None:
-    error = mapped(chat(n=3))
-    assert error["param"] == "n"
-    assert error["message"] == "Invalid value for 'n': only n=1 is supported."
+    error = mapped(chat(stop=["a", "b", "c", "d", "e"]))
+    assert error["param"] == "stop"
+    assert error["message"] == "Invalid value for 'stop': at most 4 stop sequences."
 
 
 def test_out_of_range_value() -> None:
@@ -116,8 +116,8 @@ def test_content_of_the_wrong_type_names_the_content() -> None:
 
 
 def test_prefix_places_the_param_inside_an_enclosing_request() -> None:
-    error = mapped({"model": "m", "prompt": "x", "logprobs": 2}, CompletionRequest, prefix="body")
-    assert error["param"] == "body.logprobs"
+    error = mapped({"model": "m", "prompt": "x", "echo": True}, CompletionRequest, prefix="body")
+    assert error["param"] == "body.echo"
     assert mapped({"prompt": "x"}, CompletionRequest, prefix="body")["param"] == "body.model"
     assert mapped([], CompletionRequest, prefix="body")["param"] == "body"
 

@@ -14,12 +14,13 @@ SPEC = orjson.loads((ROOT / "tests" / "openai-openapi.json").read_bytes())["comp
 
 # How far each implemented field goes, where not all the way; per endpoint where they differ.
 NOTES = {
-    "n": "1 only",
+    "n": "up to 16 and `LLAMAQ_SLOTS`; one prompt pass, its cache copied to each choice",
+    "logprobs": "the chosen token's logprob and `top_logprobs` alternatives, from the raw logits",
     "stream_options": "`include_usage`; `include_obfuscation` false or null",
     "response_format": "`text`, `json_object`, `json_schema` (a grammar enforces it)",
     "prompt": "one text prompt (or a list of one); token ids refused",
     "stop": "up to 4, each up to 256 characters",
-    "seed": "int64; a seeded request is reproducible (it skips the previous job's prompt cache)",
+    "seed": "int64; a seeded request is reproducible (the prefix cache reuses only prompt-evaluated tokens)",
     "user": "accepted; changes nothing in the answer",
     "safety_identifier": "accepted; changes nothing in the answer",
     "prompt_cache_key": "accepted; changes nothing in the answer",

@@ -35,7 +35,7 @@ def test_usage_adds_up() -> None:
 
 @pytest.mark.parametrize("finish_reason", ["stop", "length"])
 def test_chat_completion_conforms(finish_reason: str) -> None:
-    response = objects.chat_completion("chatcmpl-1", "m", 1700000000, "Hello", finish_reason, USAGE)
+    response = objects.chat_completion("chatcmpl-1", "m", 1700000000, [objects.Choice("Hello", finish_reason)], USAGE)
     assert_conforms(CHAT, response)
     assert response["object"] == "chat.completion"
     assert response["choices"][0]["message"] == {"role": "assistant", "content": "Hello", "refusal": None}
@@ -43,7 +43,9 @@ def test_chat_completion_conforms(finish_reason: str) -> None:
 
 @pytest.mark.parametrize("finish_reason", ["stop", "length"])
 def test_text_completion_conforms(finish_reason: str) -> None:
-    response = objects.text_completion("cmpl-1", "m", 1700000000, "", finish_reason, objects.usage(1, 0))
+    response = objects.text_completion(
+        "cmpl-1", "m", 1700000000, [objects.Choice("", finish_reason)], objects.usage(1, 0)
+    )
     assert_conforms(TEXT, response)
     assert response["object"] == "text_completion"
 
@@ -77,7 +79,7 @@ def test_every_kind_of_text_chunk_conforms() -> None:
 
 
 def test_the_validator_catches_broken_objects() -> None:
-    good = objects.chat_completion("chatcmpl-1", "m", 1, "Hello", "stop", USAGE)
+    good = objects.chat_completion("chatcmpl-1", "m", 1, [objects.Choice("Hello", "stop")], USAGE)
     assert errors_against(CHAT, {key: value for key, value in good.items() if key != "created"})
     assert errors_against(CHAT, {**good, "choices": [{**good["choices"][0], "finish_reason": "done"}]})
     assert errors_against(CHAT_CHUNK, objects.chat_chunk("c", "m", 1, {"content": 5}))
@@ -87,7 +89,9 @@ def test_the_validator_catches_broken_objects() -> None:
 def test_a_whole_chat_stream_conforms_and_ends_with_done(include_usage: bool) -> None:
     job = chat_job()
     writer = ChunkWriter(job, include_usage)
-    final = objects.chat_completion(response_id(job.id, "chat"), job.model, job.created, "ab", "length", USAGE)
+    final = objects.chat_completion(
+        response_id(job.id, "chat"), job.model, job.created, [objects.Choice("ab", "length")], USAGE
+    )
     body = writer.opening() + writer.token("a") + writer.token("b") + writer.closing(final)
     sent = frames(body)
     assert sent[-1] == "[DONE]"
@@ -111,7 +115,9 @@ def test_a_whole_chat_stream_conforms_and_ends_with_done(include_usage: bool) ->
 def test_a_whole_text_stream_conforms_and_ends_with_done(include_usage: bool) -> None:
     job = completion_job()
     writer = ChunkWriter(job, include_usage)
-    final = objects.text_completion(response_id(job.id, "completion"), job.model, job.created, "ab", "stop", USAGE)
+    final = objects.text_completion(
+        response_id(job.id, "completion"), job.model, job.created, [objects.Choice("ab", "stop")], USAGE
+    )
     body = writer.opening() + writer.token("a") + writer.token("b") + writer.closing(final)
     sent = frames(body)
     assert sent[-1] == "[DONE]"

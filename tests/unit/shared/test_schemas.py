@@ -94,19 +94,26 @@ def test_text_parts_are_joined() -> None:
     assert request.messages[0].text() == "Hello, world"
 
 
-@pytest.mark.parametrize("n", [0, 2, 5])
-def test_n_other_than_one_is_refused(n: int) -> None:
-    error = refused(ChatCompletionRequest, chat(n=n))
-    assert error["loc"] == ("n",)
-    assert "only n=1" in error["msg"]
+@pytest.mark.parametrize("n", [0, 17])
+def test_n_outside_one_to_sixteen_is_refused(n: int) -> None:
+    assert refused(ChatCompletionRequest, chat(n=n))["loc"] == ("n",)
     assert refused(CompletionRequest, completion(n=n))["loc"] == ("n",)
+
+
+def test_n_logprobs_and_top_logprobs_are_accepted() -> None:
+    request = ChatCompletionRequest.model_validate(chat(n=3, logprobs=True, top_logprobs=2))
+    assert (request.n, request.logprob_request()) == (3, (True, 2))
+    assert CompletionRequest.model_validate(completion(logprobs=2)).logprob_request() == (True, 2)
+    assert CompletionRequest.model_validate(completion()).logprob_request() == (False, 0)
+
+
+def test_top_logprobs_without_logprobs_is_refused() -> None:
+    assert "top_logprobs requires logprobs" in refused(ChatCompletionRequest, chat(top_logprobs=2))["msg"]
 
 
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 # A value of each not-implemented field that asks for something other than the default.
 CHAT_NON_DEFAULT: dict[str, Any] = {
-    "logprobs": True,
-    "top_logprobs": 2,
     "logit_bias": {"50256": -100},
     "tools": [TOOL],
     "functions": [{"name": "f", "parameters": {}}],
@@ -127,7 +134,6 @@ CHAT_NON_DEFAULT: dict[str, Any] = {
     "prompt_cache_options": {},
 }
 COMPLETION_NON_DEFAULT: dict[str, Any] = {
-    "logprobs": 2,
     "logit_bias": {"1": 5},
     "echo": True,
     "best_of": 2,
@@ -166,7 +172,7 @@ def test_completion_fields_sent_with_their_default_are_accepted_and_others_refus
 
 
 def test_defaults_compare_with_their_types() -> None:
-    assert refused(ChatCompletionRequest, chat(logprobs=0))["ctx"]["field"] == "logprobs"
+    assert refused(ChatCompletionRequest, chat(store=0))["ctx"]["field"] == "store"
     assert refused(CompletionRequest, completion(best_of=True))["ctx"]["field"] == "best_of"
 
 
