@@ -4,15 +4,11 @@ Every method must be called from the same OS thread (DESIGN.md: llama.cpp is dri
 The engine deals in token ids; stop strings, detokenization and job bookkeeping stay with the caller.
 """
 
-import ctypes
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
-# What `Llama.generate` gives its penalties sampler (`last_n_tokens_size`): the same call, the same chain.
-PENALTY_LAST_N = 64
+from worker import sampling
 
 FinishReason = Literal["stop", "length"]
 # How much of a free slot's cached tokens a new prompt may reuse. KV written by one-token decodes (generated
@@ -173,40 +169,7 @@ class SlotEngine:
         return seq
 
     def _sampler(self, request: SlotRequest, seed: int) -> Any:
-        """The chain `Llama._init_sampler` builds for these parameters, with top_k=0, min_p=0, typical_p=1."""
-        lib = self._lib
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        parts = [
-            # Called exactly as llama-cpp-python calls it (n_vocab first), so both chains behave alike.
-            lib.llama_sampler_init_penalties(
-                self.n_vocab, PENALTY_LAST_N, 1.0, request.frequency_penalty, request.presence_penalty
-            )
-        ]
-        if request.grammar is not None:
-            text, root = (request.grammar, "root") if isinstance(request.grammar, str) else (
-                request.grammar._grammar, request.grammar._root
-            )  # fmt: skip
-            grammar = lib.llama_sampler_init_grammar(self._vocab, text.encode(), root.encode())
-            if not grammar:
-                lib.llama_sampler_free(chain)
-                raise ValueError("the grammar could not be parsed")
-            parts.append(grammar)
-        if request.temperature < 0:
-            parts.append(lib.llama_sampler_init_dist(seed))
-        elif request.temperature == 0:
-            parts.append(lib.llama_sampler_init_greedy())
-        else:
-            parts += [
-                lib.llama_sampler_init_top_k(0),
-                lib.llama_sampler_init_typical(1.0, 1),
-                lib.llama_sampler_init_top_p(request.top_p, 1),
-                lib.llama_sampler_init_min_p(0.0, 1),
-                lib.llama_sampler_init_temp(request.temperature),
-                lib.llama_sampler_init_dist(seed),
-            ]
-        for part in parts:
-            lib.llama_sampler_chain_add(chain, part)
-        return chain
+        return sampling.chain(self._lib, self._vocab, self.n_vocab, request, seed)
 
     # -- ending ----------------------------------------------------------------------------------------------
 
@@ -332,18 +295,8 @@ class SlotEngine:
         return TokenOut(seq, token, eog, reason, logprob, top)
 
     def _logprobs(self, row: int, token: int, request: SlotRequest) -> tuple[float, list[tuple[int, float]]]:
-        """OpenAI semantics: log-softmax of the model's raw logits, before any sampler touched them."""
-        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
-        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
-        peak = float(logits.max())
-        logz = peak + float(np.log(np.exp(logits - peak, dtype=np.float64).sum()))
-        top: list[tuple[int, float]] = []
-        if request.top_logprobs > 0:
-            k = min(request.top_logprobs, self.n_vocab)
-            ids = np.argpartition(-logits, k - 1)[:k]
-            ids = ids[np.argsort(-logits[ids], kind="stable")]
-            top = [(int(i), float(logits[i]) - logz) for i in ids]
-        return float(logits[token]) - logz, top
+        logits = self._lib.llama_get_logits_ith(self._ctx, row)
+        return sampling.logprobs(logits, self.n_vocab, token, request.top_logprobs)
 
     def _compact_slots(self) -> None:
         """Move the highest generating sequence into a lower free slot: split KV batches only consecutive ids.
