@@ -21,17 +21,25 @@ def _state_dir() -> Path:
     return Path(base) / "llamaq"
 
 
-def _child(name: str, env: dict[str, str]) -> Child:
-    return Child(name, [sys.executable, "-m", "shared.cli", name], env)
+def _child(command: str, env: dict[str, str], label: str | None = None) -> Child:
+    return Child(label or command, [sys.executable, "-m", "shared.cli", command], env)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which containers and `taskset` narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _wait_ready(
     settings: Settings, children: list[Child], stopping: Callable[[], bool], timeout: float = 180.0
 ) -> tuple[Child, str] | None:
-    """None once the API lists the model (or `up` is told to stop); else the child to blame and why."""
+    """None once the API lists the model (or `up` is told to stop); else the child to blame and why.
+
+    `children` are the workers, then the API.
+    """
     url = f"http://{settings.host}:{settings.port}/v1/models"
     headers = {"Authorization": f"Bearer {settings.api_keys[0].get_secret_value()}"} if settings.api_keys else {}
-    worker, api = children
+    worker, api = children[0], children[-1]
     api_answered = False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stopping():
@@ -79,8 +87,14 @@ def _preflight(settings: Settings, state: Path) -> str | None:
     return None
 
 
-def up(settings: Settings) -> int:
-    """Everything on one machine: embedded Redis (unless LLAMAQ_REDIS_URL is set), the API, one worker."""
+def up(settings: Settings, workers: int | None = None) -> int:
+    """Everything on one machine: embedded Redis (unless LLAMAQ_REDIS_URL is set), the API, and workers.
+
+    One worker a usable CPU by default, each with `LLAMAQ_N_THREADS` threads and `LLAMAQ_SLOTS` slots: on two
+    cores, two one-thread workers of four slots served the most tokens at the lowest time to first token
+    (BENCHMARKS.md, capacity).
+    """
+    workers = workers or max(1, usable_cpus() // settings.n_threads)
     if problem := _preflight(settings, _state_dir()):
         print(problem, file=sys.stderr, flush=True)
         return 1
@@ -97,7 +111,8 @@ def up(settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    children = [_child("worker", env), _child("api", env)]
+    labels = ["worker", *(f"worker #{index}" for index in range(2, workers + 1))]
+    children = [*(_child("worker", env, label) for label in labels), _child("api", env)]
     try:
         if failed := _wait_ready(settings, children, lambda: stopping):
             if stopping:
@@ -131,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="llamaq", description="OpenAI-compatible serving through a Redis queue.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="embedded Redis + API + one worker on this machine")
+    up_parser = sub.add_parser("up", help="embedded Redis + API + workers on this machine")
+    up_parser.add_argument(
+        "--workers", type=int, help="workers to start (default: one a usable CPU / LLAMAQ_N_THREADS)"
+    )
     sub.add_parser("api", help="the HTTP API (needs LLAMAQ_REDIS_URL)")
     sub.add_parser("worker", help="one model worker (needs LLAMAQ_REDIS_URL)")
     sub.add_parser("dashboard", help="rq-dashboard behind authentication")
@@ -140,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "up":
-        return up(settings)
+        return up(settings, args.workers)
     if args.command == "api":
         from api.server import main as api_main
 

@@ -18,6 +18,7 @@ import pytest
 from redis import Redis
 
 from shared import events, names
+from shared.cli import usable_cpus
 from shared.redis_server import RedisServer
 from tests.probes import job_of, poll, wait_for
 from tests.stack import MODEL, free_port, running_stack
@@ -100,9 +101,10 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         assert redis_url.startswith(f"unix://{home / 'state' / 'llamaq'}"), "the embedded redis-server"
         children = psutil.Process(up.pid).children(recursive=True)
         commands = sorted(" ".join(child.cmdline()) for child in children)
-        assert len(children) == 3, commands
-        for part in ("shared.cli api", "shared.cli worker", "redis-server"):
-            assert sum(part in command for command in commands) == 1, commands
+        # One worker a usable CPU (LLAMAQ_N_THREADS is 1), the API, the embedded Redis.
+        assert len(children) == usable_cpus() + 2, commands
+        for part, count in (("shared.cli api", 1), ("shared.cli worker", usable_cpus()), ("redis-server", 1)):
+            assert sum(part in command for command in commands) == count, commands
 
         with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60) as client:
             reply = client.chat.completions.create(
@@ -202,7 +204,8 @@ def test_up_names_a_worker_killed_by_sigill_with_its_log_and_the_fix(tmp_path_fa
     output = Output(up)
     try:
         assert up.wait(60) == 1
-        output.wait_for(r"llamaq: the worker was killed by SIGILL \(signal 4\) during start-up", timeout=5)
+        # One worker a CPU: whichever died first is named.
+        output.wait_for(r"llamaq: the worker( #\d+)? was killed by SIGILL \(signal 4\) during start-up", timeout=5)
         output.wait_for(r"    \| llama_model_load: loading model", timeout=5)
         output.wait_for(r"instructions this CPU or its kernel refuses", timeout=5)
         venv_python = re.escape(str(Path(sys.executable).parent)) + r"/python3?"
@@ -233,7 +236,7 @@ def test_up_names_a_worker_that_exits_with_its_reason(tmp_path_factory: pytest.T
     env = fresh_machine_env(home, free_port()) | {"LLAMAQ_MODEL_PATH": str(home / "missing.gguf")}
     done = subprocess.run([str(LLAMAQ), "up"], env=env, cwd=home, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert "llamaq: the worker exited with code 1 during start-up" in done.stderr
+    assert re.search(r"llamaq: the worker( #\d+)? exited with code 1 during start-up", done.stderr), done.stderr
     assert f"    | llamaq worker: no model file at {home / 'missing.gguf'} (LLAMAQ_MODEL_PATH)" in done.stderr
     assert "likely cause" not in done.stderr
 
