@@ -64,7 +64,7 @@ def job_records(stack: Stack) -> set[bytes]:
         (LEGACY, {"model": MODEL, "prompt": "hi", "stream": False, "stream_options": {}}, "stream_options"),
         (CHAT, {**BASE, "response_format": {"type": "xml"}}, "response_format"),
         (CHAT, {**BASE, "response_format": {"type": "json_schema"}}, "response_format.json_schema"),
-        (CHAT, {**BASE, "n": 3}, "n"),
+        (CHAT, {**BASE, "n": 17}, "n"),
         (CHAT, {**BASE, "frobnicate": True}, "frobnicate"),
         (LEGACY, {"model": MODEL}, "prompt"),
         (LEGACY, {"model": MODEL, "prompt": 5}, "prompt"),
