@@ -33,6 +33,8 @@ def _measure(plan: Plan, contestant: Contestant, clients: int, workload: str) ->
     with RssSampler(contestant.pids) as rss:
         streams, wall = asyncio.run(load_each(contestant.url, bodies, clients, plan.per_client))
     row = Run(contestant.name, clients, streams, wall, rss.peak_mb, rss.cpu_s).summary() | {"workload": workload}
+    # Why streams failed: the error, or the finish reason and token count of a stream that ended without one.
+    row["failures"] = [f"{s.error or s.finish_reason} tokens={s.tokens} ttft={s.ttft}" for s in streams if not s.ok]
     return row, [s.text if s.ok else "" for s in streams]
 
 
@@ -58,16 +60,23 @@ async def _alone(contestant: Contestant, requests: list[dict[str, Any]]) -> list
         return [await stream_chat(client, contestant.url, request) for request in requests]
 
 
+def _where(index: int, got: str, want: str) -> dict[str, Any]:
+    """Where a batched answer leaves the one given alone: request index and first differing character."""
+    at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+    return {"request": index, "first_difference_at_char": at, "batched_chars": len(got), "alone_chars": len(want)}
+
+
 def agreement(plan: Plan, best: Contestant, texts: Texts) -> list[Row]:
     """Each batched answer of the distinct workload against the same request answered alone by the best layout."""
     count = max(plan.loads) * plan.per_client
     alone = [s.text for s in asyncio.run(_alone(best, [body(plan, MODEL, DISTINCT, i, False) for i in range(count)]))]
     rows = []
     for (name, clients), rounds in texts.items():
-        pairs = [(got, alone[i]) for answers in rounds for i, got in enumerate(answers)]
-        same = sum(got == want and bool(want) for got, want in pairs)
+        pairs = [(i, got, alone[i]) for answers in rounds for i, got in enumerate(answers)]
+        same = sum(got == want and bool(want) for _, got, want in pairs)
+        differ = [_where(i, got, want) for i, got, want in pairs if got != want or not want]
         rows.append({"scenario": name, "clients": clients, "compared": len(pairs), "identical": same,
-                     "fraction": same / len(pairs) if pairs else None})  # fmt: skip
+                     "fraction": same / len(pairs) if pairs else None, "differ": differ[:20]})  # fmt: skip
     return rows
 
 

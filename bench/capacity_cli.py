@@ -26,6 +26,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--loads", help="concurrent clients, comma-separated (default 8,32)")
     parser.add_argument("--out", type=Path, help="JSON results (default bench/results/capacity.json; none in smoke)")
     parser.add_argument("--md", type=Path, help="markdown results (default bench/results/capacity.md; none in smoke)")
+    parser.add_argument("--layouts", help="only these llamaq layouts, WxTxS comma-separated (e.g. 2x1x8,2x1x1)")
     parser.add_argument("--skip-server", action="store_true", help="leave llama-server out")
     parser.add_argument("--logs", type=Path, help="keep child process logs here")
     return parser.parse_args(argv)
@@ -35,6 +36,8 @@ def plan_of(args: argparse.Namespace) -> Plan:
     plan = SMOKE if args.smoke else Plan()
     if args.rounds:
         plan = dataclasses.replace(plan, rounds=args.rounds)
+    if args.layouts:
+        plan = dataclasses.replace(plan, layouts=tuple(args.layouts.split(",")))
     if args.loads:
         plan = dataclasses.replace(plan, loads=tuple(int(n) for n in args.loads.split(",")))
     return plan

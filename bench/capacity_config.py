@@ -45,10 +45,20 @@ class Plan:
     memory_slots: tuple[int, ...] = (1, 4, 8)
     warmup: int = 2
     seed: int = 42
+    layouts: tuple[str, ...] = ()  # only these llamaq layouts ("WxTxS": workers x threads x slots); () = all
 
 
+# One layout: the smoke run checks the shape of the output, not which layout wins.
 SMOKE = Plan(
-    loads=(2,), per_client=1, max_tokens=8, rounds=1, slot_counts=(2,), single_requests=1, memory_slots=(1, 2), warmup=1
+    loads=(2,),
+    per_client=1,
+    max_tokens=8,
+    rounds=1,
+    slot_counts=(2,),
+    single_requests=1,
+    memory_slots=(1, 2),
+    warmup=1,
+    layouts=("2x1x2",),
 )
 
 

@@ -27,6 +27,10 @@ class Layout:
     slots: int
 
     @property
+    def spec(self) -> str:
+        return f"{self.workers}x{self.threads}x{self.slots}"
+
+    @property
     def name(self) -> str:
         return f"llamaq {self.workers}w x {self.threads}t x {self.slots}s"
 
@@ -44,7 +48,8 @@ class Contestant:
 def candidates(plan: Plan) -> list[Layout]:
     """The best-layout candidates, then the old one-slot layout."""
     out = [Layout(2, 1, s) for s in plan.slot_counts] + [Layout(1, 2, s) for s in plan.slot_counts]
-    return [*out, Layout(2, 1, 1)]
+    out.append(Layout(2, 1, 1))
+    return [layout for layout in out if not plan.layouts or layout.spec in plan.layouts]
 
 
 @contextlib.contextmanager
