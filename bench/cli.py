@@ -32,6 +32,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--per-client", type=int, help="requests per concurrent client")
     parser.add_argument("--skip-peer", action="store_true", help="skip llama-cpp-python's server")
     parser.add_argument("--logs", type=Path, help="keep child process logs here")
+    parser.add_argument("--capacity", action="store_true", help="slot layouts vs llama-server (own options: --help)")
     return parser.parse_args(argv)
 
 
@@ -78,6 +79,10 @@ def render(result: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     from worker.model import bundled_model_path
 
+    if "--capacity" in argv:
+        from bench.capacity_cli import main as capacity_main
+
+        return capacity_main([arg for arg in argv if arg != "--capacity"])
     args = parse(argv)
     workload = workload_of(args)
     model_path = args.model_path or bundled_model_path()

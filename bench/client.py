@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -39,7 +40,8 @@ def _take(chunk: dict[str, Any], out: Stream, now: float) -> int | None:
     if "error" in chunk:
         out.error = str(chunk["error"].get("code") or "error")
     for choice in chunk.get("choices") or ():
-        if (choice.get("delta") or {}).get("content"):
+        if content := (choice.get("delta") or {}).get("content"):
+            out.text += content
             out.tokens += 1
             out.last = now
             if out.ttft is None:
@@ -50,18 +52,27 @@ def _take(chunk: dict[str, Any], out: Stream, now: float) -> int | None:
     return int(usage["completion_tokens"]) if usage else None
 
 
-async def _sequential(client: httpx.AsyncClient, url: str, body: dict[str, Any], count: int) -> list[Stream]:
-    return [await stream_chat(client, url, body) for _ in range(count)]
+Bodies = Callable[[int, int], dict[str, Any]]  # (client, its k-th request) -> the request body
+
+
+async def _sequential(client: httpx.AsyncClient, url: str, bodies: Bodies, who: int, count: int) -> list[Stream]:
+    return [await stream_chat(client, url, bodies(who, k)) for k in range(count)]
+
+
+async def load_each(url: str, bodies: Bodies, clients: int, per_client: int) -> tuple[list[Stream], float]:
+    """`clients` concurrent clients, each sending `per_client` requests back to back; streams in client order."""
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600.0), limits=limits) as client:
+        started = time.perf_counter()
+        work = (_sequential(client, url, bodies, who, per_client) for who in range(clients))
+        groups = await asyncio.gather(*work)
+        wall = time.perf_counter() - started
+    return [stream for group in groups for stream in group], wall
 
 
 async def load(url: str, body: dict[str, Any], clients: int, per_client: int) -> tuple[list[Stream], float]:
     """`clients` concurrent clients, each sending `per_client` requests back to back; returns streams and wall time."""
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(600.0), limits=limits) as client:
-        started = time.perf_counter()
-        groups = await asyncio.gather(*(_sequential(client, url, body, per_client) for _ in range(clients)))
-        wall = time.perf_counter() - started
-    return [stream for group in groups for stream in group], wall
+    return await load_each(url, lambda _who, _k: body, clients, per_client)
 
 
 def run_load(url: str, body: dict[str, Any], clients: int, per_client: int) -> tuple[list[Stream], float]:

@@ -15,6 +15,7 @@ class Stream:
     tokens: int = 0
     finish_reason: str | None = None
     error: str | None = None
+    text: str = ""
 
     @property
     def ok(self) -> bool:
