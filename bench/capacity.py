@@ -101,10 +101,10 @@ def single_stream(plan: Plan, best: Contestant, weights: Path) -> list[Row]:
     names = {"raw": f"raw llama-cpp-python in process, {threads} thread(s)", "llamaq": best.name}
     rows = []
     for key, streams in got.items():
-        rates = [r for r in (s.decode_rate for s in streams) if r]
+        decode = [r for r in (s.decode_rate for s in streams) if r]
         ttfts = [s.ttft * 1000 for s in streams if s.ttft is not None]
         rows.append({"scenario": names[key], "threads": threads, "requests": len(streams),
-                     "decode_tok_s": median(rates), "ttft_p50_ms": median(ttfts),
+                     "decode_tok_s": median(decode), "ttft_p50_ms": median(ttfts),
                      "decode_x": median([r for r in ratios if r]) if key == "llamaq" else None})  # fmt: skip
     return rows
 
