@@ -16,7 +16,6 @@ from typing import Any
 
 import fakeredis
 import fakeredis.aioredis
-from rq.timeouts import TimerDeathPenalty
 
 from api.admission import Admission, Admitted
 from shared import names
@@ -24,7 +23,7 @@ from shared.payload import ChatMessage, JobPayload, Params, new_job_id
 from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.engine import Engine
-from worker.runner import ModelWorker, build_worker
+from worker.runner import build_worker
 from worker.scheduler import SlotScheduler
 from worker.sink import Scripts
 from worker.slots import FinishReason, Sequence, SlotRequest, TokenOut
@@ -269,7 +268,7 @@ def run_burst(context: WorkerContext) -> None:
 class ThreadWorker:
     """The real RQ worker on a thread, for tests that drive the API in the main thread's event loop.
 
-    Off the main thread RQ can neither install signal handlers nor time jobs out with SIGALRM.
+    Off the main thread `ModelWorker` installs no signal handlers and times jobs out with a timer, not SIGALRM.
     """
 
     def __init__(self, context: WorkerContext, poll: float = 0.01) -> None:
@@ -289,11 +288,5 @@ class ThreadWorker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             worker = build_worker(self._context.settings, self._context.redis, self._context, self._context.name)
-            _quiet(worker)
             worker.work(burst=True)
             self._stop.wait(self._poll)
-
-
-def _quiet(worker: ModelWorker) -> None:
-    worker.death_penalty_class = TimerDeathPenalty
-    worker._install_signal_handlers = lambda: None  # type: ignore[method-assign]
