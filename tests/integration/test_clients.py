@@ -338,10 +338,15 @@ def one_second_jobs(fresh_redis_url: str, logs_dir: Path) -> Iterator[str]:
 def test_an_error_in_the_middle_of_a_stream_stays_a_clear_error(
     one_second_jobs: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The status line (200) left with the first token, so the error comes as an event, as OpenAI sends it."""
+    """The status line (200) left with the first token, so the error comes as an event, as OpenAI sends it.
+
+    Greedy, because this prompt then runs to `max_tokens` (40 s here): a sampled story can end before 1 s.
+    """
     messages = [{"role": "user", "content": "Write a very long story."}]
     with openai.OpenAI(base_url=one_second_jobs, api_key="unused", max_retries=0, timeout=60) as client:
-        stream = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=2000, stream=True)
+        stream = client.chat.completions.create(
+            model=MODEL, messages=messages, max_tokens=2000, temperature=0, stream=True
+        )
         received = []
         with pytest.raises(openai.APIError, match="exceeded its generation time limit of 1 s") as failed:
             for chunk in stream:
@@ -354,7 +359,7 @@ def test_an_error_in_the_middle_of_a_stream_stays_a_clear_error(
     try:
         chunks = litellm.completion(
             model=f"openai/{MODEL}", api_base=one_second_jobs, api_key="unused", messages=messages,
-            max_tokens=2000, stream=True,
+            max_tokens=2000, temperature=0, stream=True,
         )  # fmt: skip
         # The SDK's in-stream error has no HTTP status (the 200 went out first): LiteLLM 1.110 calls it a
         # mid-stream failure, 503 (1.106 said 500). The server's message is what the user reads.
