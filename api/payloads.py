@@ -8,9 +8,10 @@ from pydantic import ValidationError
 from api.errors import from_errors
 from shared import names
 from shared.errors import InvalidRequest
-from shared.payload import ChatMessage, JobPayload, Params, new_job_id
+from shared.payload import ChatMessage, JobPayload, Params, Tools, new_job_id
 from shared.schemas import ChatCompletionRequest, CompletionRequest
 from shared.settings import Settings
+from shared.tools import chosen
 
 
 def _params(body: ChatCompletionRequest | CompletionRequest, settings: Settings) -> Params:
@@ -59,9 +60,24 @@ def chat_payload(body: ChatCompletionRequest, settings: Settings, lane: str = na
             param="messages",
         )
     messages = [
-        ChatMessage(role=m.role if m.role != "developer" else "system", content=m.text()) for m in body.messages
+        ChatMessage(
+            role=m.role if m.role != "developer" else "system",
+            content=m.text(),
+            tool_calls=[call.model_dump() for call in m.tool_calls] if m.tool_calls else None,
+            tool_call_id=m.tool_call_id,
+        )
+        for m in body.messages
     ]
-    return _payload("chat", body, settings, lane, messages=messages)
+    return _payload("chat", body, settings, lane, messages=messages, tools=_tools(body))
+
+
+def _tools(body: ChatCompletionRequest) -> Tools | None:
+    choice, function = chosen(body.tools, body.tool_choice)
+    if choice is None:
+        return None
+    functions = [tool.function.model_dump(exclude_none=True) for tool in body.tools or []]
+    parallel = body.parallel_tool_calls is not False
+    return Tools(functions=functions, choice=choice, function=function, parallel=parallel)
 
 
 def completion_payload(body: CompletionRequest, settings: Settings, lane: str = names.INTERACTIVE) -> JobPayload:

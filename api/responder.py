@@ -129,7 +129,7 @@ class Responder:
                     return
                 _, event = got
                 if isinstance(event, events.Token):
-                    yield writer.token(event.text, event.index, event.logprobs)
+                    yield writer.token(event.text, event.index, event.logprobs, event.calls)
                 elif isinstance(event, events.Done):
                     finished = True
                     yield writer.closing(event.response)

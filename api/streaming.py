@@ -38,14 +38,17 @@ class ChunkWriter:
         role: bool = False,
         index: int = 0,
         logprobs: list[dict[str, Any]] | None = None,
+        calls: list[dict[str, Any]] | None = None,
     ) -> bytes:
         head = (self._id, self._model, self._created)
         if self._chat:
-            delta = (
+            delta: dict[str, Any] | None = (
                 None
                 if content is None
                 else ({"role": "assistant", "content": content} if role else {"content": content})
             )
+            if calls:
+                delta = {"tool_calls": calls}
             if finish is not None:
                 delta = {}
             chunk = objects.chat_chunk(*head, delta, finish, usage, self._usage, index, logprobs)
@@ -57,8 +60,14 @@ class ChunkWriter:
         """The role of every choice, as OpenAI's first chunks carry it."""
         return b"".join(self._chunk("", role=True, index=i) for i in range(self._choices)) if self._chat else b""
 
-    def token(self, text: str, index: int = 0, logprobs: list[dict[str, Any]] | None = None) -> bytes:
-        return self._chunk(text, index=index, logprobs=logprobs)
+    def token(
+        self,
+        text: str,
+        index: int = 0,
+        logprobs: list[dict[str, Any]] | None = None,
+        calls: list[dict[str, Any]] | None = None,
+    ) -> bytes:
+        return self._chunk(text, index=index, logprobs=logprobs, calls=calls)
 
     def closing(self, response: dict[str, Any]) -> bytes:
         out = b"".join(

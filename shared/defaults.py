@@ -1,5 +1,5 @@
 """Request fields the OpenAI spec defines that this server does not implement, and the values that ask for the
-default behaviour. Clients send many fields with their default value (`logprobs: false`, `tools: []`,
+default behaviour. Clients send many fields with their default value (`logprobs: false`, `functions: []`,
 `store: false`): those are accepted and dropped, because the answer is exactly what the field asks for. Any
 other value is refused with a 400 that names the field: never silently ignored.
 """
@@ -26,8 +26,8 @@ class DefaultOnly:
         return same and self.when(body)
 
 
-def _no_tools(body: dict[str, Any]) -> bool:
-    return not body.get("tools") and not body.get("functions")
+def _no_functions(body: dict[str, Any]) -> bool:
+    return not body.get("functions")
 
 
 NULL = DefaultOnly((None,), "null")
@@ -37,12 +37,9 @@ EMPTY_OBJECT = DefaultOnly((None, {}), "{} or null")
 
 CHAT: dict[str, DefaultOnly] = {
     "logit_bias": EMPTY_OBJECT,
-    "tools": EMPTY_LIST,
+    # The deprecated function calling (`tools` replaced it): without functions there is nothing to call.
     "functions": EMPTY_LIST,
-    # With no tools there is nothing to choose: every choice but `required` or a named one is the default.
-    "tool_choice": DefaultOnly((None, "none", "auto"), '"none", "auto" or null, without tools', _no_tools),
-    "function_call": DefaultOnly((None, "none", "auto"), '"none", "auto" or null, without functions', _no_tools),
-    "parallel_tool_calls": DefaultOnly((None, True, False), "any, without tools", _no_tools),
+    "function_call": DefaultOnly((None, "none", "auto"), '"none", "auto" or null, without functions', _no_functions),
     "store": FALSE,
     "metadata": EMPTY_OBJECT,
     "audio": NULL,
@@ -66,7 +63,6 @@ COMPLETION: dict[str, DefaultOnly] = {
 
 # In an assistant message of the history: what a returned message carries when it made no call.
 ASSISTANT_MESSAGE: dict[str, DefaultOnly] = {
-    "tool_calls": EMPTY_LIST,
     "function_call": NULL,
     "audio": NULL,
 }

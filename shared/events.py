@@ -32,11 +32,13 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """Text of one choice (`i`, sent when not 0) and, when asked for, its tokens' logprobs (`lp`)."""
+    """Text of one choice (`i`, sent when not 0), when asked for its tokens' logprobs (`lp`), and the pieces
+    of tool calls it wrote (`tc`: OpenAI's `delta.tool_calls` entries)."""
 
     text: str
     index: int = 0
     logprobs: list[dict[str, Any]] | None = None
+    calls: list[dict[str, Any]] | None = None
     kind: ClassVar[Kind] = Kind.TOKEN
 
     def wire(self) -> dict[str, Any]:
@@ -45,6 +47,8 @@ class Token:
             wire["i"] = self.index
         if self.logprobs is not None:
             wire["lp"] = self.logprobs
+        if self.calls:
+            wire["tc"] = self.calls
         return wire
 
 
@@ -126,7 +130,7 @@ def parse(wire: dict[str, Any]) -> Event:
     """The typed event of a wire object."""
     kind = Kind(wire["k"])
     if kind is Kind.TOKEN:
-        return Token(wire["x"], int(wire.get("i", 0)), wire.get("lp"))
+        return Token(wire["x"], int(wire.get("i", 0)), wire.get("lp"), wire.get("tc"))
     if kind is Kind.STARTED:
         return Started(wire["worker"], int(wire["prompt_tokens"]), int(wire["attempt"]))
     if kind is Kind.RETRY:

@@ -18,11 +18,21 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
 
 @dataclass(frozen=True)
 class Choice:
-    """One generated choice: its text, why it ended, and its tokens' logprob entries when asked for."""
+    """One generated choice: its text (None: only calls), why it ended, its tokens' logprob entries when
+    asked for, and the tool calls it made (OpenAI's `message.tool_calls`)."""
 
-    text: str
+    text: str | None
     finish_reason: str
     logprobs: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+def message(choice: Choice) -> dict[str, Any]:
+    """A chat choice's assistant message."""
+    made: dict[str, Any] = {"role": "assistant", "content": choice.text, "refusal": None}
+    if choice.tool_calls:
+        made["tool_calls"] = choice.tool_calls
+    return made
 
 
 def chat_completion(
@@ -37,7 +47,7 @@ def chat_completion(
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": choice.text, "refusal": None},
+                "message": message(choice),
                 "logprobs": chat_logprobs(choice.logprobs),
                 "finish_reason": choice.finish_reason,
             }
@@ -59,7 +69,7 @@ def text_completion(
         "choices": [
             {
                 "index": index,
-                "text": choice.text,
+                "text": choice.text or "",
                 "logprobs": text_logprobs(choice.logprobs),
                 "finish_reason": choice.finish_reason,
             }

@@ -32,6 +32,17 @@ class Params(BaseModel):
 class ChatMessage(BaseModel):
     role: str
     content: str
+    tool_calls: list[dict[str, Any]] | None = None  # an assistant's calls, as OpenAI shapes them
+    tool_call_id: str | None = None  # the call a tool message answers
+
+
+class Tools(BaseModel):
+    """The function tools a chat job offers and what the model may do with them."""
+
+    functions: list[dict[str, Any]]  # OpenAI's function definitions: name, description, parameters
+    choice: Literal["auto", "required", "function"]
+    function: str | None = None  # the one function a "function" choice names
+    parallel: bool = True  # several calls in one answer
 
 
 class JobPayload(BaseModel):
@@ -43,6 +54,7 @@ class JobPayload(BaseModel):
     messages: list[ChatMessage] | None = None
     prompt: str | None = None
     params: Params
+    tools: Tools | None = None  # None: no tools, or tool_choice "none"
     # The HTTP request that submitted the job, so the worker's job log line can name it.
     request_id: str | None = None
 

@@ -7,6 +7,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from pydantic_core import PydanticCustomError
 
 from shared import defaults
+from shared.tools import MAX_TOOLS, FunctionTool, NamedToolChoice, ToolCalls, ToolChoice
 
 MAX_STOP_CHARS = 256
 # Choices one request may ask for (`n`); a worker also needs as many free slots.
@@ -42,30 +43,35 @@ class RefusalPart(Strict):
 class Message(BaseModel):
     """One message of the history. Keys the spec does not define are ignored here (clients annotate the
     messages they send back, e.g. LiteLLM's `provider_specific_fields`), as vLLM does; the spec's own keys
-    this server does not implement are accepted only with the value a message without a call carries."""
+    this server does not implement are accepted only with the value a message without them carries."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    role: Literal["system", "developer", "user", "assistant"]
-    # Required but for assistant messages, whose content may be null or absent (`refusal` then speaks).
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # Required but for assistant messages, whose content may be null or absent (`refusal` or calls then speak).
     content: Annotated[Text | list[TextPart | RefusalPart] | None, Field(union_mode="left_to_right")]
     name: Text | None = Field(None, max_length=256)
     refusal: Text | None = None
+    tool_calls: ToolCalls | None = None  # an assistant's calls
+    tool_call_id: Text | None = Field(None, min_length=1, max_length=256)  # the call a tool message answers
 
     @model_validator(mode="before")
     @classmethod
     def _assistant_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("role") == "assistant":
+            if data.get("tool_calls") == []:  # what a message without calls may carry
+                data = {key: value for key, value in data.items() if key != "tool_calls"}
             return {"content": None, **defaults.drop_defaults(data, defaults.ASSISTANT_MESSAGE)}
         return data
 
     @field_validator("role", mode="before")
     @classmethod
-    def _tool_roles(cls, value: Any) -> Any:
-        if value in ("tool", "function"):
+    def _legacy_function_role(cls, value: Any) -> Any:
+        if value == "function":
             raise PydanticCustomError(
                 defaults.UNSUPPORTED,
-                "'{role}' messages are not supported by this server (no tool calling)",
+                "'function' messages (the deprecated function calling) are not supported by this server; "
+                "send the result as a 'tool' message with its 'tool_call_id'",
                 {"role": value},
             )
         return value
@@ -79,6 +85,16 @@ class Message(BaseModel):
         if role != "assistant" and isinstance(value, list) and any(isinstance(p, RefusalPart) for p in value):
             raise ValueError("only assistant messages may carry refusal parts")
         return value
+
+    @model_validator(mode="after")
+    def _calls_for_role(self) -> "Message":
+        if self.tool_calls is not None and self.role != "assistant":
+            raise PydanticCustomError("invalid_message", "only assistant messages may carry tool_calls")
+        if self.role == "tool" and self.tool_call_id is None:
+            raise PydanticCustomError("invalid_message", "a tool message needs the 'tool_call_id' it answers")
+        if self.role != "tool" and self.tool_call_id is not None:
+            raise PydanticCustomError("invalid_message", "only tool messages may carry a tool_call_id")
+        return self
 
     def text(self) -> str:
         if self.content is None:
@@ -168,11 +184,34 @@ class ChatCompletionRequest(SamplingFields):
     response_format: ResponseFormat | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[FunctionTool] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> "ChatCompletionRequest":
         if self.top_logprobs and not self.logprobs:
             raise PydanticCustomError("logprobs_required", "top_logprobs requires logprobs to be true")
+        return self
+
+    @field_validator("tools")
+    @classmethod
+    def _distinct_names(cls, value: list[FunctionTool] | None) -> list[FunctionTool] | None:
+        names = [tool.function.name for tool in value or []]
+        if len(set(names)) != len(names):
+            raise ValueError("each tool needs a name of its own")
+        return value
+
+    @model_validator(mode="after")
+    def _choice_among_tools(self) -> "ChatCompletionRequest":
+        choice, names = self.tool_choice, [tool.function.name for tool in self.tools or []]
+        if choice == "required" and not names:
+            raise PydanticCustomError("tool_choice", "tool_choice 'required' needs tools")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise PydanticCustomError(
+                "tool_choice", "tool_choice names the function '{name}', which is not among the tools",
+                {"name": choice.function.name},
+            )  # fmt: skip
         return self
 
     def token_limit(self) -> int | None:

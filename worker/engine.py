@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from shared.errors import InvalidRequest
 from shared.payload import JobPayload, Params, check_context
+from worker import toolprompt
 
 # Used when a GGUF carries no chat template of its own.
 CHATML = (
@@ -32,6 +33,7 @@ class Prepared:
     stops: list[str]
     max_tokens: int
     grammar: Any = None
+    functions: list[str] | None = None  # the tools' names, when the answer may call them
 
 
 @dataclass
@@ -48,7 +50,14 @@ class Progress:
 
 class Engine:
     def __init__(
-        self, llama: LlamaLike, *, n_ctx: int, formatter: Any, grammars: Any, max_token_bytes: int = 0
+        self,
+        llama: LlamaLike,
+        *,
+        n_ctx: int,
+        formatter: Any,
+        grammars: Any,
+        max_token_bytes: int = 0,
+        tool_family: toolprompt.Family | None = None,
     ) -> None:
         self.llama = llama
         self.n_ctx = n_ctx  # the context one job may fill: a slot's
@@ -56,13 +65,13 @@ class Engine:
         self.max_token_bytes = max_token_bytes
         self._formatter = formatter
         self._grammars = grammars
+        self._tool_family = tool_family  # how the chat template writes calls; None: it knows no tools
 
     def prepare(self, job: JobPayload) -> Prepared:
         """Render and tokenize the prompt; refuse what cannot fit in the context."""
         stops = list(job.params.stop)
         if job.kind == "chat":
-            assert job.messages is not None
-            rendered = self._formatter(messages=[m.model_dump() for m in job.messages])
+            rendered = self._render(job)
             tokens = self.llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
             extra = rendered.stop or []
             stops += [extra] if isinstance(extra, str) else list(extra)
@@ -74,7 +83,30 @@ class Engine:
         max_tokens = limit if limit is not None else n_ctx - len(tokens)
         if limit is None and job.params.default_max_tokens is not None:
             max_tokens = min(max_tokens, job.params.default_max_tokens)
-        return Prepared(tokens, [s for s in stops if s], max_tokens, self._grammar(job.params))
+        grammar = self._call_grammar(job) or self._grammar(job.params)
+        functions = [f["name"] for f in job.tools.functions] if job.tools else None
+        return Prepared(tokens, [s for s in stops if s], max_tokens, grammar, functions)
+
+    def _render(self, job: JobPayload) -> Any:
+        """The chat prompt: tools through the model's own template when it renders them, else the generic prompt."""
+        assert job.messages is not None
+        native = self._tool_family is not None
+        messages = toolprompt.template_messages(job.messages, native)
+        if job.tools is None:
+            return self._formatter(messages=messages)
+        if native:
+            return self._formatter(messages=messages, tools=toolprompt.template_tools(job.tools))
+        return self._formatter(messages=toolprompt.with_instructions(messages, job.tools))
+
+    def _call_grammar(self, job: JobPayload) -> Any:
+        """A required or named call is enforced: the answer is calls, their arguments valid for their schemas."""
+        if job.tools is None or job.tools.choice == "auto":
+            return None
+        family = self._tool_family or toolprompt.HERMES
+        try:
+            return self._grammars.gbnf(toolprompt.call_grammar(job.tools, family, self._grammars.converter()))
+        except Exception as exc:
+            raise InvalidRequest("A tool's parameters could not be turned into a grammar", param="tools") from exc
 
     def _grammar(self, params: Params) -> Any:
         fmt = params.response_format

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.payload import ChatMessage, JobPayload, Params
 from shared.settings import Settings
-from worker import llamalib
+from worker import llamalib, toolprompt
 from worker.engine import CHATML, Engine
 from worker.scheduler import SlotScheduler
 from worker.slots import SlotEngine, SlotRequest
@@ -41,6 +41,18 @@ class Grammars:
 
         return LlamaGrammar.from_json_schema(schema, verbose=False)
 
+    def gbnf(self, text: str) -> Any:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        return LlamaGrammar.from_string(text, verbose=False)
+
+    def converter(self) -> Any:
+        """llama.cpp's JSON-schema-to-grammar converter, writing a call's `name` before its arguments."""
+        from llama_cpp.llama_grammar import SchemaConverter
+
+        order = {"name": 0, "arguments": 1, "parameters": 1}
+        return SchemaConverter(prop_order=order, allow_fetch=False, dotall=False, raw_pattern=False)
+
 
 def load_scheduler(settings: Settings) -> SlotScheduler:
     """Load the GGUF once, build the job preparation and the slot engine on this (the engine) thread, warm them."""
@@ -57,14 +69,22 @@ def load_scheduler(settings: Settings) -> SlotScheduler:
         model_path=str(path), n_ctx=TOKENIZER_CTX, n_batch=TOKENIZER_CTX, n_threads=1, verbose=False
     )
     model = llama._model
+    template = llama.metadata.get("tokenizer.chat_template", CHATML)
     formatter = Jinja2ChatFormatter(
-        template=llama.metadata.get("tokenizer.chat_template", CHATML),
+        template=template,
         eos_token=model.token_get_text(llama.token_eos()),
         bos_token=model.token_get_text(llama.token_bos()) if llama.token_bos() != -1 else "",
         stop_token_ids=[llama.token_eos()],
     )
     longest = max(len(llama.detokenize([token], special=True)) for token in range(llama.n_vocab()))
-    engine = Engine(llama, n_ctx=settings.n_ctx, formatter=formatter, grammars=Grammars(), max_token_bytes=longest)
+    engine = Engine(
+        llama,
+        n_ctx=settings.n_ctx,
+        formatter=formatter,
+        grammars=Grammars(),
+        max_token_bytes=longest,
+        tool_family=toolprompt.family_of(template),
+    )
     slots = SlotEngine(
         llama,
         slots=settings.slots,

@@ -55,11 +55,17 @@ class EventSink:
     def started(self, worker: str, prompt_tokens: int) -> bool:
         return self._emit(events.Started(worker, prompt_tokens, self.attempt))
 
-    def token(self, text: str, index: int = 0, logprobs: list[dict[str, Any]] | None = None) -> bool:
+    def token(
+        self,
+        text: str,
+        index: int = 0,
+        logprobs: list[dict[str, Any]] | None = None,
+        calls: list[dict[str, Any]] | None = None,
+    ) -> bool:
         """Queue a token event; True once a cancellation is seen (one token late: sends overlap decoding)."""
         if self._tokens is None:
             self._tokens = TokenSender(self._emit_tokens)
-        return self._tokens.put(events.Token(text, index, logprobs))
+        return self._tokens.put(events.Token(text, index, logprobs, calls))
 
     def _emit_tokens(self, batch: list[events.Token]) -> bool:
         if len(batch) == 1:

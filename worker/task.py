@@ -13,6 +13,7 @@ from worker.engine import Progress
 from worker.metrics import JobClock
 from worker.runner import enqueued_at
 from worker.sink import EventSink, Refused
+from worker.toolcalls import Parsed, ToolCallParser
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
         sink.error(exc)
         return "rejected"
     choices = [Progress(prompt_tokens=len(prepared.tokens)) for _ in range(job.params.n)]
+    calls = [ToolCallParser(prepared.functions) for _ in choices] if prepared.functions else None
     clock.prompt_tokens = len(prepared.tokens)
     if sink.started(ctx.name, clock.prompt_tokens):
         sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
@@ -72,27 +74,59 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
         clock.cached_tokens = choices[0].cached_tokens
         clock.token(generated)
         ctx.current.tokens(job.id, generated)
-        if sink.token(piece, piece.choice, piece.logprobs):
-            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, choices))
+        parsed = calls[piece.choice].feed(piece) if calls else None
+        if _send(sink, piece, piece.choice, parsed, piece.logprobs):
+            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, choices, calls))
             return "cancelled"
         if time.monotonic() > deadline:
             message = f"The job exceeded its generation time limit of {ctx.settings.job_timeout} s."
-            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, choices))
+            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, choices, calls))
             return "timeout"
-    sink.done(_response(job, choices))
+    for index, parser in enumerate(calls or []):
+        if _send(sink, "", index, parser.finish()):
+            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, choices, calls))
+            return "cancelled"
+    sink.done(_response(job, choices, calls))
     return "completed"
 
 
-def _response(job: JobPayload, choices: list[Progress]) -> dict[str, Any]:
+def _send(
+    sink: EventSink, text: str, index: int, parsed: Parsed | None, logprobs: list[dict[str, Any]] | None = None
+) -> bool:
+    """Publish a piece of one choice: as it is, or as the content and call deltas the tool-call parser read."""
+    if parsed is None:
+        return sink.token(text, index, logprobs)
+    cancelled = False
+    if parsed.content or (logprobs and not parsed.calls):
+        cancelled = sink.token(parsed.content, index, logprobs)
+    if parsed.calls:
+        cancelled = sink.token("", index, None if parsed.content else logprobs, parsed.calls) or cancelled
+    return cancelled
+
+
+def _response(job: JobPayload, choices: list[Progress], calls: list[ToolCallParser] | None) -> dict[str, Any]:
     first = choices[0]
     generated = sum(choice.completion_tokens for choice in choices)
     usage = objects.usage(first.prompt_tokens, generated, first.cached_tokens)
     made = [
-        objects.Choice("".join(choice.text), choice.finish_reason, choice.logprobs if job.params.logprobs else None)
-        for choice in choices
+        _choice(choice, calls[index] if calls else None, job.params.logprobs) for index, choice in enumerate(choices)
     ]
     build = objects.chat_completion if job.kind == "chat" else objects.text_completion
     return build(response_id(job.id, job.kind), job.model, job.created, made, usage)
+
+
+def _choice(progress: Progress, parser: ToolCallParser | None, logprobs: bool) -> objects.Choice:
+    entries = progress.logprobs if logprobs else None
+    if parser is None or not parser.calls:
+        text = "".join(progress.text)
+        return objects.Choice(text, progress.finish_reason, entries)
+    made = [
+        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call in parser.calls
+    ]
+    # Calls end an answer the model ended itself; one cut at its token budget says so.
+    finish = "tool_calls" if progress.finish_reason == "stop" else progress.finish_reason
+    return objects.Choice(parser.message_content(), finish, entries, made)
 
 
 def _safe_error(sink: EventSink, exc: LlamaqError, job_id: str) -> None:

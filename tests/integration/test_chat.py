@@ -201,7 +201,7 @@ def test_n_up_to_the_slots_is_served_and_above_them_refused(client: openai.OpenA
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"functions": [{"name": "f", "parameters": {}}]}, "functions"),
         ({"store": True}, "store"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
         ({"extra_body": {"top_k": 5}}, "top_k"),

@@ -42,9 +42,11 @@ def test_missing_nested_field_names_its_path() -> None:
 
 
 def test_unsupported_field_says_so() -> None:
-    error = mapped(chat(tools=[{"type": "function", "function": {"name": "f"}}]))
-    assert error["param"] == "tools"
-    assert error["message"] == "'tools' is not supported by this server; only its default ([] or null) is accepted."
+    error = mapped(chat(functions=[{"name": "f"}]))
+    assert error["param"] == "functions"
+    assert error["message"] == (
+        "'functions' is not supported by this server; only its default ([] or null) is accepted."
+    )
 
 
 def test_unsupported_field_of_a_message_names_its_path() -> None:
@@ -54,10 +56,17 @@ def test_unsupported_field_of_a_message_names_its_path() -> None:
     assert "'audio' is not supported by this server" in error["message"]
 
 
-def test_tool_messages_are_refused_by_role() -> None:
-    error = mapped(chat(messages=[{"role": "tool", "content": "42", "tool_call_id": "call_1"}]))
+def test_legacy_function_messages_are_refused_by_role() -> None:
+    error = mapped(chat(messages=[{"role": "function", "content": "42", "name": "f"}]))
     assert error["param"] == "messages[0].role"
-    assert error["message"] == "'tool' messages are not supported by this server (no tool calling)."
+    assert error["message"].startswith("'function' messages (the deprecated function calling) are not supported")
+    assert "'tool' message" in error["message"]
+
+
+def test_a_tool_message_needs_its_call_id() -> None:
+    error = mapped(chat(messages=[{"role": "tool", "content": "42"}]))
+    assert error["param"] == "messages[0]"
+    assert "tool_call_id" in error["message"]
 
 
 def test_unknown_field_is_unrecognized() -> None:

@@ -26,6 +26,10 @@ NOTES = {
     "prompt_cache_key": "accepted; changes nothing in the answer",
     "max_completion_tokens": "takes precedence over `max_tokens`",
     "content": "string, text and refusal parts, or null / absent",
+    "tools": "function tools, up to 128; a custom tool refused",
+    "tool_choice": "`none`, `auto`, `required`, a named function (a grammar enforces the last two)",
+    "parallel_tool_calls": "false: one call an answer; true: an enforced answer calls up to one a tool",
+    "tool_calls": "a function call's `arguments` as JSON text",
     "refusal": "its text stands in for a null content",
 }
 CHAT_NOTES = NOTES | {"max_tokens": "`LLAMAQ_DEFAULT_MAX_TOKENS` when absent"}

@@ -115,11 +115,8 @@ TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "ob
 # A value of each not-implemented field that asks for something other than the default.
 CHAT_NON_DEFAULT: dict[str, Any] = {
     "logit_bias": {"50256": -100},
-    "tools": [TOOL],
     "functions": [{"name": "f", "parameters": {}}],
-    "tool_choice": "required",
     "function_call": {"name": "f"},
-    "parallel_tool_calls": None,  # refused only beside tools: see below
     "store": True,
     "metadata": {"k": "v"},
     "audio": {"voice": "alloy", "format": "mp3"},
@@ -154,8 +151,6 @@ def test_chat_fields_sent_with_their_default_are_accepted_and_others_refused(
         request = ChatCompletionRequest.model_validate(chat(**{field: value}))
         assert field not in request.model_fields_set
     body = chat(**{field: CHAT_NON_DEFAULT[field]})
-    if field == "parallel_tool_calls":
-        body["tools"] = [TOOL]
     error = refused(ChatCompletionRequest, body)
     assert (error["type"], error["ctx"]["field"]) == (defaults.UNSUPPORTED, field)
     assert f"'{field}' is not supported by this server; only its default ({rule.says})" in error["msg"]
@@ -176,9 +171,47 @@ def test_defaults_compare_with_their_types() -> None:
     assert refused(CompletionRequest, completion(best_of=True))["ctx"]["field"] == "best_of"
 
 
-def test_tool_choice_none_is_accepted_without_tools_only() -> None:
-    ChatCompletionRequest.model_validate(chat(tool_choice="none", tools=[], parallel_tool_calls=False))
-    assert refused(ChatCompletionRequest, chat(tools=[TOOL], tool_choice="none"))["ctx"]["field"] == "tool_choice"
+def test_tools_and_every_tool_choice_are_accepted() -> None:
+    named = {"type": "function", "function": {"name": "f"}}
+    for choice in (None, "none", "auto", "required", named):
+        request = ChatCompletionRequest.model_validate(
+            chat(tools=[TOOL], tool_choice=choice, parallel_tool_calls=False)
+        )
+        assert request.tools is not None and request.tools[0].function.name == "f"
+    ChatCompletionRequest.model_validate(chat(tool_choice="none", tools=[], parallel_tool_calls=True))
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"tool_choice": "required"}, "tool_choice 'required' needs tools"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "g"}}}, "'g', which is not among"),
+        ({"tools": [TOOL, TOOL]}, "each tool needs a name of its own"),
+        ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "should match pattern"),
+        ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "'function'"),
+        ({"tool_choice": "sometimes", "tools": [TOOL]}, "'none', 'auto' or 'required'"),
+    ],
+)
+def test_tools_that_cannot_be_honoured_are_refused(fields: dict[str, Any], says: str) -> None:
+    assert says in refused(ChatCompletionRequest, chat(**fields))["msg"]
+
+
+def test_calls_and_tool_results_are_history() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+    history = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "content": "42", "tool_call_id": "call_1"},
+    ]
+    request = ChatCompletionRequest.model_validate(chat(messages=history, tools=[TOOL]))
+    calls = request.messages[1].tool_calls
+    assert calls is not None and calls[0].function.arguments == '{"x": 1}'
+    assert request.messages[2].tool_call_id == "call_1"
+    misplaced = [{"role": "user", "content": "go", "tool_calls": [call]}]
+    assert (
+        "only assistant messages may carry tool_calls"
+        in refused(ChatCompletionRequest, chat(messages=misplaced))["msg"]
+    )
 
 
 def test_unknown_fields_are_refused_in_the_request_and_ignored_in_messages() -> None:
@@ -203,8 +236,8 @@ def test_non_text_or_broken_content_parts_are_refused(part: dict[str, Any]) -> N
     assert error["loc"][:3] == ("messages", 0, "content")
 
 
-@pytest.mark.parametrize("role", ["tool", "function", "robot"])
-def test_roles_other_than_system_developer_user_assistant_are_refused(role: str) -> None:
+@pytest.mark.parametrize("role", ["function", "robot"])
+def test_roles_other_than_system_developer_user_assistant_tool_are_refused(role: str) -> None:
     error = refused(ChatCompletionRequest, chat(messages=[{"role": role, "content": "x"}]))
     assert error["loc"] == ("messages", 0, "role")
 
