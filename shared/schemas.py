@@ -202,17 +202,15 @@ class ChatCompletionRequest(SamplingFields):
             raise ValueError("each tool needs a name of its own")
         return value
 
-    @model_validator(mode="after")
-    def _choice_among_tools(self) -> "ChatCompletionRequest":
-        choice, names = self.tool_choice, [tool.function.name for tool in self.tools or []]
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_among_tools(cls, choice: ToolChoice | None, info: ValidationInfo) -> ToolChoice | None:
+        names = [tool.function.name for tool in info.data.get("tools") or []]
         if choice == "required" and not names:
-            raise PydanticCustomError("tool_choice", "tool_choice 'required' needs tools")
+            raise ValueError("'required' needs tools")
         if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
-            raise PydanticCustomError(
-                "tool_choice", "tool_choice names the function '{name}', which is not among the tools",
-                {"name": choice.function.name},
-            )  # fmt: skip
-        return self
+            raise ValueError(f"the function '{choice.function.name}' is not among the tools")
+        return choice
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

@@ -184,8 +184,8 @@ def test_tools_and_every_tool_choice_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
-        ({"tool_choice": "required"}, "tool_choice 'required' needs tools"),
-        ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "g"}}}, "'g', which is not among"),
+        ({"tool_choice": "required"}, "'required' needs tools"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "g"}}}, "the function 'g' is not among the tools"),
         ({"tools": [TOOL, TOOL]}, "each tool needs a name of its own"),
         ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "should match pattern"),
         ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "'function'"),
