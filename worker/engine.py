@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from shared.errors import InvalidRequest
 from shared.payload import JobPayload, Params, check_context
 from worker import toolprompt
+from worker.sampling import LazyGrammar
 
 # Used when a GGUF carries no chat template of its own.
 CHATML = (
@@ -99,14 +100,17 @@ class Engine:
         return self._formatter(messages=toolprompt.with_instructions(messages, job.tools))
 
     def _call_grammar(self, job: JobPayload) -> Any:
-        """A required or named call is enforced: the answer is calls, their arguments valid for their schemas."""
-        if job.tools is None or job.tools.choice == "auto":
+        """The answer's calls follow the tools' schemas: a required or named call is the whole answer; with
+        `auto` the grammar binds only once the model starts a call (unless `response_format` asks for JSON)."""
+        tools, fmt = job.tools, job.params.response_format
+        if tools is None or (tools.choice == "auto" and fmt and fmt.get("type") != "text"):
             return None
         family = self._tool_family or toolprompt.HERMES
         try:
-            return self._grammars.gbnf(toolprompt.call_grammar(job.tools, family, self._grammars.converter()))
+            text = toolprompt.call_grammar(tools, family, self._grammars.converter())
         except Exception as exc:
             raise InvalidRequest("A tool's parameters could not be turned into a grammar", param="tools") from exc
+        return LazyGrammar(text, (family.trigger,)) if tools.choice == "auto" else self._grammars.gbnf(text)
 
     def _grammar(self, params: Params) -> Any:
         fmt = params.response_format

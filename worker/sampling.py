@@ -5,12 +5,21 @@ Each sequence gets a chain of its own, built in the same order and with the same
 """
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 # What `Llama.generate` gives its penalties sampler (`last_n_tokens_size`): the same call, the same chain.
 PENALTY_LAST_N = 64
+
+
+@dataclass(frozen=True)
+class LazyGrammar:
+    """GBNF that binds only once the output matches one of `triggers` (regexes): from the first capture on."""
+
+    text: str
+    triggers: tuple[str, ...]
 
 
 class Sampled(Protocol):
@@ -38,10 +47,7 @@ def chain(lib: Any, vocab: Any, n_vocab: int, request: Sampled, seed: int) -> An
         )
     ]
     if request.grammar is not None:
-        text, root = (request.grammar, "root") if isinstance(request.grammar, str) else (
-            request.grammar._grammar, request.grammar._root
-        )  # fmt: skip
-        grammar = lib.llama_sampler_init_grammar(vocab, text.encode(), root.encode())
+        grammar = _grammar(lib, vocab, request.grammar)
         if not grammar:
             lib.llama_sampler_free(built)
             raise ValueError("the grammar could not be parsed")
@@ -62,6 +68,17 @@ def chain(lib: Any, vocab: Any, n_vocab: int, request: Sampled, seed: int) -> An
     for part in parts:
         lib.llama_sampler_chain_add(built, part)
     return built
+
+
+def _grammar(lib: Any, vocab: Any, grammar: Any) -> Any:
+    """The native grammar sampler of a `LlamaGrammar`, a GBNF string or a `LazyGrammar`."""
+    if isinstance(grammar, LazyGrammar):
+        patterns = (ctypes.c_char_p * len(grammar.triggers))(*[t.encode() for t in grammar.triggers])
+        return lib.llama_sampler_init_grammar_lazy_patterns(
+            vocab, grammar.text.encode(), b"root", patterns, len(grammar.triggers), None, 0
+        )
+    text, root = (grammar, "root") if isinstance(grammar, str) else (grammar._grammar, grammar._root)
+    return lib.llama_sampler_init_grammar(vocab, text.encode(), root.encode())
 
 
 def logprobs(logits_ptr: Any, n_vocab: int, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:

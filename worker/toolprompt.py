@@ -32,11 +32,12 @@ class Family:
     between: str
     closing: str
     arguments_key: str = "arguments"
+    trigger: str = ""  # a regex that finds where the calls begin, when the model may also answer in text
 
 
-HERMES = Family("hermes", "", "<tool_call>\n", "\n</tool_call>", "\n", "")
-LLAMA3 = Family("llama3", "", "", "", "\n", "", arguments_key="parameters")
-MISTRAL = Family("mistral", "[TOOL_CALLS][", "", "", ", ", "]")
+HERMES = Family("hermes", "", "<tool_call>\n", "\n</tool_call>", "\n", "", trigger=r"(<tool_call>)")
+LLAMA3 = Family("llama3", "", "", "", "\n", "", arguments_key="parameters", trigger=r"^\s*(\{)")
+MISTRAL = Family("mistral", "[TOOL_CALLS][", "", "", ", ", "]", trigger=r"(\[TOOL_CALLS\])")
 
 
 def family_of(template: str) -> Family | None:
@@ -123,9 +124,9 @@ def call_grammar(tools: Tools, family: Family, converter: Any) -> str:
 
 
 def max_calls(tools: Tools) -> int:
-    """Calls an enforced answer may make: one of a named function (or without parallel calls), else up to one
-    a tool. Unbounded, a small model repeats its call until its token budget ends."""
-    return len(_offered(tools)) if tools.parallel and tools.choice == "required" else 1
+    """Calls an answer may make: one of a named function (or without parallel calls), else up to one a tool.
+    Unbounded, a small model repeats its call until its token budget ends."""
+    return len(_offered(tools)) if tools.parallel and tools.choice != "function" else 1
 
 
 def _call_schema(function: dict[str, Any], arguments_key: str) -> dict[str, Any]:

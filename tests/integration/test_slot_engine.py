@@ -266,3 +266,23 @@ def test_a_full_slot_context_ends_the_sequence_with_length(
     assert seq.finish_reason == "length"
     assert len(outs[id(seq)]) == 64 - len(counting) + 1  # the last token is returned, never decoded
     assert engine.free_slots() == 2
+
+
+def test_a_lazy_grammar_binds_from_its_trigger_on(
+    make_engine: Callable[..., SlotEngine], llamas: tuple[Any, Any]
+) -> None:
+    """Free text until the trigger matches, then the grammar's text (as an `auto` tool call is enforced)."""
+    from worker.sampling import LazyGrammar
+
+    engine = make_engine()
+    ask = chat(llamas[0], "Describe a busy market in the morning.")
+    free = alone(engine, greedy(ask, 24))
+    text = llamas[0].detokenize(free).decode()
+    word = text.split()[1]  # the free answer's second word: the trigger
+    grammar = LazyGrammar(f'root ::= "{word} <tool_call>done</tool_call>"', (f"({word})",))
+    (seq,) = engine.start(greedy(ask, 40, grammar=grammar))
+    outs = drain(engine, [seq])
+    made = llamas[0].detokenize([o.token for o in outs[id(seq)] if not o.eog]).decode()
+    assert seq.finish_reason == "stop"
+    assert made.endswith(f"{word} <tool_call>done</tool_call>")
+    assert made.startswith(text[: text.index(word)])

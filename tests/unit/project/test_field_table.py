@@ -28,7 +28,7 @@ NOTES = {
     "content": "string, text and refusal parts, or null / absent",
     "tools": "function tools, up to 128; a custom tool refused",
     "tool_choice": "`none`, `auto`, `required`, a named function (a grammar enforces the last two)",
-    "parallel_tool_calls": "false: one call an answer; true: an enforced answer calls up to one a tool",
+    "parallel_tool_calls": "false: one call an answer; true (the default): up to one a tool",
     "tool_calls": "a function call's `arguments` as JSON text",
     "refusal": "its text stands in for a null content",
 }
