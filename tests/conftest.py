@@ -48,6 +48,12 @@ def fresh_redis_url(redis_server: RedisServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def base(stack: Stack) -> str:
+    """The shared stack's OpenAI base URL, for the frameworks that take one."""
+    return f"{stack.base_url}/v1"
+
+
+@pytest.fixture
 def client(stack: Stack) -> Iterator[openai.OpenAI]:
     # Closed after each test: a pooled socket left to the garbage collector is a ResourceWarning, an error here.
     with openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=60) as client:

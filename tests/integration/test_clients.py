@@ -33,7 +33,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from tests.stack import MODEL, Stack, running_stack
+from tests.stack import MODEL, running_stack
 
 # LiteLLM fetches its model price map from GitHub at import unless told to use the copy it ships.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -77,17 +77,6 @@ def no_tiktoken_download(monkeypatch: pytest.MonkeyPatch) -> None:
         return local(blobpath)
 
     monkeypatch.setattr(tiktoken.load, "read_file", read_file)
-
-
-@pytest.fixture
-def base(stack: Stack) -> str:
-    return f"{stack.base_url}/v1"
-
-
-@pytest.fixture
-def openai_client(base: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=60) as client:
-        yield client
 
 
 def chat(base: str, **fields: Any) -> ChatOpenAI:
@@ -238,11 +227,11 @@ def test_litellm_text_completion_continues_a_prompt(litellm_args: dict[str, Any]
     ],
     ids=["as_json", "raw_message"],
 )
-def test_instructor_json_schema_two_turns(openai_client: openai.OpenAI, keep: Callable[[Person, Any], Any]) -> None:
-    client = instructor.from_openai(openai_client, mode=instructor.Mode.JSON_SCHEMA)
+def test_instructor_json_schema_two_turns(client: openai.OpenAI, keep: Callable[[Person, Any], Any]) -> None:
+    patched = instructor.from_openai(client, mode=instructor.Mode.JSON_SCHEMA)
     messages: list[Any] = [{"role": "user", "content": "Describe a person."}]
     for _ in range(2):
-        person, completion = client.chat.completions.create_with_completion(
+        person, completion = patched.chat.completions.create_with_completion(
             model=MODEL, response_model=Person, messages=messages, max_tokens=60, seed=1, temperature=0, max_retries=0
         )
         assert isinstance(person, Person)

@@ -11,7 +11,6 @@ and openai 3.3.0.
 import functools
 import json
 import operator
-from collections.abc import Iterator
 
 import httpx2
 import instructor
@@ -27,7 +26,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.tools import ToolDefinition
 
-from tests.stack import MODEL, Stack
+from tests.stack import MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +40,6 @@ class Person(BaseModel):
 def get_weather(city: str) -> str:
     """The weather in a city now."""
     return json.dumps({"city": city, "sky": "clear"})
-
-
-@pytest.fixture
-def base(stack: Stack) -> str:
-    return f"{stack.base_url}/v1"
-
-
-@pytest.fixture
-def openai_client(base: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=60) as client:
-        yield client
 
 
 def langchain(base: str) -> ChatOpenAI:
@@ -89,9 +77,9 @@ def test_langchain_structured_output_through_a_function_call(base: str) -> None:
     assert result["raw"].tool_calls[0]["name"] == "Person"
 
 
-def test_instructor_tools_mode(openai_client: openai.OpenAI) -> None:
-    client = instructor.from_openai(openai_client, mode=instructor.Mode.TOOLS)
-    person, completion = client.chat.completions.create_with_completion(
+def test_instructor_tools_mode(client: openai.OpenAI) -> None:
+    patched = instructor.from_openai(client, mode=instructor.Mode.TOOLS)
+    person, completion = patched.chat.completions.create_with_completion(
         model=MODEL, response_model=Person, messages=[{"role": "user", "content": "Describe a person."}],
         max_tokens=80, temperature=0, max_retries=0,
     )  # fmt: skip
@@ -99,8 +87,8 @@ def test_instructor_tools_mode(openai_client: openai.OpenAI) -> None:
     assert completion.choices[0].finish_reason == "tool_calls"
 
 
-def test_openai_parse_with_a_pydantic_function_tool(openai_client: openai.OpenAI) -> None:
-    parsed = openai_client.chat.completions.parse(
+def test_openai_parse_with_a_pydantic_function_tool(client: openai.OpenAI) -> None:
+    parsed = client.chat.completions.parse(
         model=MODEL, messages=[{"role": "user", "content": "Describe a person."}],
         tools=[openai.pydantic_function_tool(Person)], tool_choice="required", max_tokens=80, temperature=0,
     )  # fmt: skip

@@ -169,3 +169,12 @@ def test_tools_that_cannot_work_are_clear_errors(client: openai.OpenAI, fields: 
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(**call_request(**fields))
     assert caught.value.param == param
+
+
+def test_each_choice_makes_its_own_calls(client: openai.OpenAI) -> None:
+    body = client.chat.completions.with_raw_response.create(**call_request(tool_choice=NAMED, n=2)).http_response
+    choices = body.json()["choices"]
+    assert [choice["index"] for choice in choices] == [0, 1]
+    calls = [assert_valid_calls(choice["message"])[0] for choice in choices]
+    assert calls[0]["id"] != calls[1]["id"]
+    assert calls[0]["function"] == calls[1]["function"]  # greedy: the same call twice
