@@ -20,7 +20,7 @@ from api.middleware.request_log import RequestLog
 from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
-from api.routes import batches, files, generate, health, jobs, metrics, models
+from api.routes import batches, files, generate, health, jobs, metrics, models, responses
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
+    app.include_router(responses.router)
     app.include_router(files.router)
     app.include_router(batches.router)
     app.include_router(health.router)

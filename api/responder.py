@@ -3,8 +3,8 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import anyio
 from fastapi import Request
@@ -30,6 +30,17 @@ logger = logging.getLogger(__name__)
 DISCONNECT_POLL = 0.5
 
 
+class Writer(Protocol):
+    """What a streamed answer is written with: OpenAI's chat chunks, or the Responses API's events."""
+
+    def opening(self) -> bytes: ...
+    def token(
+        self, text: str, index: int = 0, logprobs: Any = None, calls: list[dict[str, Any]] | None = None
+    ) -> bytes: ...
+    def closing(self, response: dict[str, Any]) -> bytes: ...
+    def error(self, error: dict[str, Any]) -> bytes: ...
+
+
 class Responder:
     def __init__(self, request: Request, relay: Relay, admission: Admission, settings: Settings) -> None:
         self.request = request
@@ -40,11 +51,19 @@ class Responder:
     async def answer(self, payload: JobPayload, body: SamplingFields, owner: str, idempotency: str | None) -> Any:
         """Serve the request `body` became `payload`: streamed or not, with usage in the stream if asked."""
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await self._serve(payload, owner, bool(body.stream), include_usage, idempotency or "")
+        writer = ChunkWriter(payload, include_usage)
+        return await self.serve(payload, owner, bool(body.stream), writer, _completion, idempotency or "")
 
-    async def _serve(
-        self, payload: JobPayload, owner: str, stream: bool, include_usage: bool, idempotency: str = ""
+    async def serve(
+        self,
+        payload: JobPayload,
+        owner: str,
+        stream: bool,
+        writer: Writer,
+        render: Callable[[events.Done], dict[str, Any]],
+        idempotency: str = "",
     ) -> Any:
+        """Enqueue and answer: `render` makes the body of a finished job, `writer` the events of a streamed one."""
         payload.request_id = REQUEST_ID.get()  # so the worker's job log line names this request
         annotate(self.request, job_id=payload.id, model=payload.model, stream=stream)
         stack = contextlib.AsyncExitStack()
@@ -66,8 +85,8 @@ class Responder:
                 _, done = first
                 await stack.aclose()
                 assert isinstance(done, events.Done)  # `_wait` returns only a Done when STARTED is skipped
-                return OrjsonResponse(done.response)
-            body = self._relay_stream(follower, ChunkWriter(payload, include_usage), stack.pop_all())
+                return OrjsonResponse(render(done))
+            body = self._relay_stream(follower, writer, stack.pop_all())
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):
             with anyio.CancelScope(shield=True):
@@ -107,7 +126,7 @@ class Responder:
                 return got
 
     async def _relay_stream(
-        self, follower: Follower, writer: ChunkWriter, stack: contextlib.AsyncExitStack
+        self, follower: Follower, writer: Writer, stack: contextlib.AsyncExitStack
     ) -> AsyncIterator[bytes]:
         finished = False
         try:
@@ -144,6 +163,10 @@ class Responder:
                     with contextlib.suppress(RedisError, OSError):
                         await cancel_job(self.relay.redis, self.settings, follower.job_id, None, None)
                 await stack.aclose()
+
+
+def _completion(done: events.Done) -> dict[str, Any]:
+    return done.response
 
 
 def _job_error(event: events.Failed) -> JobFailed:

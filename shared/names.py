@@ -101,5 +101,10 @@ def file_lines_key(file_id: str) -> str:
     return f"{PREFIX}:file:{file_id}:lines"
 
 
+def response_key(response_id: str) -> str:
+    """Hash: a stored response's request (as its object echoes it), input items, conversation and job."""
+    return f"{PREFIX}:response:{response_id}"
+
+
 def reaper_lock_key() -> str:
     return f"{PREFIX}:reaper:lock"

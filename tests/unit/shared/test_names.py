@@ -27,6 +27,7 @@ PINNED = {
     "batch_lines_key": (("batch_1", "output"), "llamaq:batch:batch_1:output"),
     "batches_active_key": ((), "llamaq:batches:active"),
     "file_key": (("file-1",), "llamaq:file:file-1"),
+    "response_key": (("resp_1",), "llamaq:response:resp_1"),
     "file_lines_key": (("file-1",), "llamaq:file:file-1:lines"),
     "reaper_lock_key": ((), "llamaq:reaper:lock"),
 }
