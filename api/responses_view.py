@@ -88,7 +88,7 @@ def response_object(
     body = {
         "id": stored.id, "object": "response", "created_at": stored.created_at, "status": status,
         "background": stored.background, "completed_at": None, "error": None, "incomplete_details": None,
-        "output": [], "usage": None, **stored.echo,
+        "output": [], **stored.echo,
     }  # fmt: skip
     if isinstance(terminal, events.Done):
         body["output"] = output_items(terminal.response, suffix)
@@ -120,6 +120,5 @@ def echo(request: Any) -> dict[str, Any]:
         "truncation": "disabled",
         "metadata": request.metadata or {},
         "store": request.store is not False,
-        "user": request.user,
         "service_tier": "default",
-    }
+    } | ({"user": request.user} if request.user is not None else {})

@@ -30,9 +30,12 @@ def _sse(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
-def renderer(stored: store.Stored) -> Render:
+def renderer(stored: store.Stored, finished_at: list[float] | None = None) -> Render:
+    """The object at a point of its stream; its completion time is the job's when known (`finished_at`)."""
+
     def render(status: str | None, terminal: events.Event | None) -> dict[str, Any]:
-        return response_object(stored, status, terminal, time.time() if terminal is not None else None)
+        finished = (finished_at[0] if finished_at else time.time()) if terminal is not None else None
+        return response_object(stored, status, terminal, finished)
 
     return render
 
@@ -65,7 +68,7 @@ async def create_response(
             relay.ensure_connected()
             await admission.enqueue(payload, owner, {"endpoint": "/v1/responses"})
             if body.stream:
-                return _sse(_replay(relay, stored, render, -1, settings.events_timeout))
+                return _sse(_replay(relay, stored, -1, settings.events_timeout))
             return render("queued", None)
         writer = ResponseWriter(ResponseEvents(payload.id.removeprefix("job_"), False, render))
         answer = Responder(request, relay, admission, settings)
@@ -89,7 +92,7 @@ async def retrieve_response(
     stored = await store.load(redis, response_id, owner)
     state = await _state(redis, stored)
     if stream:
-        return _sse(_replay(relay, stored, renderer(stored), starting_after, settings.events_timeout))
+        return _sse(_replay(relay, stored, starting_after, settings.events_timeout))
     return response_object(stored, state.status, state.terminal, state.finished_at)
 
 
@@ -143,11 +146,10 @@ async def _state(redis: Any, stored: store.Stored) -> store.JobState:
     return state
 
 
-async def _replay(
-    relay: Any, stored: store.Stored, render: Render, after: int, open_for: float
-) -> AsyncIterator[bytes]:
+async def _replay(relay: Any, stored: store.Stored, after: int, open_for: float) -> AsyncIterator[bytes]:
     """The response's events from the first, those numbered above `after` sent; until it ends or `open_for`."""
-    stream = ResponseEvents(stored.id.removeprefix("resp_"), stored.background, render)
+    finished_at: list[float] = []
+    stream = ResponseEvents(stored.id.removeprefix("resp_"), stored.background, renderer(stored, finished_at))
     for event in stream.opening():
         if event["sequence_number"] > after:
             yield frame(event)
@@ -160,6 +162,8 @@ async def _replay(
                 yield b": keep-alive\n\n"
                 continue
             _, event = got
+            if event.kind.ends_job:
+                finished_at.append((await store.job_state(relay.redis, stored.job_id)).finished_at or time.time())
             for made in stream.feed(event):
                 if made["sequence_number"] > after:
                     yield frame(made)
