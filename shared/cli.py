@@ -1,6 +1,7 @@
 """The `llamaq` command: `up`, `api`, `worker`, `dashboard`, `bench`."""
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from shared import modelspec
+from shared.modelspec import ModelSpec, WorkerPlan
 from shared.redis_server import RedisServer
 from shared.settings import Settings, get_settings
 from shared.supervisor import Child
@@ -31,15 +34,19 @@ def usable_cpus() -> int:
 
 
 def _wait_ready(
-    settings: Settings, children: list[Child], stopping: Callable[[], bool], timeout: float = 180.0
+    settings: Settings,
+    plans: list[WorkerPlan],
+    children: list[Child],
+    stopping: Callable[[], bool],
+    timeout: float = 180.0,
 ) -> tuple[Child, str] | None:
-    """None once the API lists the model (or `up` is told to stop); else the child to blame and why.
+    """None once the API lists every model (or `up` is told to stop); else the child to blame and why.
 
-    `children` are the workers, then the API.
+    `children` are the workers, in the order of `plans`, then the API.
     """
     url = f"http://{settings.host}:{settings.port}/v1/models"
     headers = {"Authorization": f"Bearer {settings.api_keys[0].get_secret_value()}"} if settings.api_keys else {}
-    worker, api = children[0], children[-1]
+    api, missing = children[-1], {plan.model for plan in plans}
     api_answered = False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stopping():
@@ -48,15 +55,18 @@ def _wait_ready(
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
                 api_answered = True
-                if settings.model_name.encode() in response.read():
+                missing -= {model["id"] for model in json.loads(response.read())["data"]}
+                if not missing:
                     return None
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
             pass
         time.sleep(0.25)
     if stopping():
         return None
     if api_answered:
-        return worker, f"but never registered for {settings.model_name} within {timeout:.0f} s"
+        model = sorted(missing)[0]
+        worker = next(child for child, plan in zip(children, plans, strict=False) if plan.model == model)
+        return worker, f"but never registered for {model} within {timeout:.0f} s"
     return api, f"but never answered on {url} within {timeout:.0f} s"
 
 
@@ -87,13 +97,26 @@ def _preflight(settings: Settings, state: Path) -> str | None:
     return None
 
 
-def up(settings: Settings, workers: int | None = None) -> int:
+def _specs(settings: Settings, flags: list[str] | None) -> list[ModelSpec]:
+    """`--model` flags if given, else LLAMAQ_MODELS; empty: the one configured model."""
+    return modelspec.parse(flags if flags else modelspec.split(settings.models))
+
+
+def up(settings: Settings, workers: int | None = None, models: list[str] | None = None) -> int:
     """Everything on one machine: embedded Redis (unless LLAMAQ_REDIS_URL is set), the API, and workers.
 
     One worker a usable CPU by default, each with `LLAMAQ_N_THREADS` threads and `LLAMAQ_SLOTS` slots: on two
     cores, two one-thread workers of four slots served the most tokens at the lowest time to first token
-    (BENCHMARKS.md, capacity).
+    (BENCHMARKS.md, capacity). With several models (`models`, or LLAMAQ_MODELS) each gets its own workers.
     """
+    try:
+        specs = _specs(settings, models)
+    except modelspec.SpecError as exc:
+        print(f"llamaq: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if specs and workers:
+        print("llamaq: --workers is for one model; give each model its own (workers=N in its spec)", file=sys.stderr)
+        return 2
     workers = workers or max(1, usable_cpus() // settings.n_threads)
     if problem := _preflight(settings, _state_dir()):
         print(problem, file=sys.stderr, flush=True)
@@ -111,10 +134,10 @@ def up(settings: Settings, workers: int | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    labels = ["worker", *(f"worker #{index}" for index in range(2, workers + 1))]
-    children = [*(_child("worker", env, label) for label in labels), _child("api", env)]
+    plans = modelspec.plan(specs, env, settings.model_name, workers)
+    children = [*(_child("worker", plan.env, plan.label) for plan in plans), _child("api", env)]
     try:
-        if failed := _wait_ready(settings, children, lambda: stopping):
+        if failed := _wait_ready(settings, plans, children, lambda: stopping):
             if stopping:
                 return 0
             child, phase = failed
@@ -122,7 +145,8 @@ def up(settings: Settings, workers: int | None = None) -> int:
             return 1
         if stopping:
             return 0
-        print(f"llamaq: serving {settings.model_name} at http://{settings.host}:{settings.port}/v1", flush=True)
+        served = ", ".join(dict.fromkeys(plan.model for plan in plans))
+        print(f"llamaq: serving {served} at http://{settings.host}:{settings.port}/v1", flush=True)
         print(f"llamaq: redis at {env['LLAMAQ_REDIS_URL']}; Ctrl-C stops everything", flush=True)
         while not stopping:
             if exited := next((child for child in children if child.poll() is not None), None):
@@ -150,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument(
         "--workers", type=int, help="workers to start (default: one a usable CPU / LLAMAQ_N_THREADS)"
     )
+    up_parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME=PATH[,OPTION=VALUE...]",
+        help="a model to serve (repeat for several; PATH a GGUF or `bundled`; options: workers, slots, n_ctx, "
+        "max_queue_depth, ... see LLAMAQ_MODELS); replaces LLAMAQ_MODELS",
+    )
     sub.add_parser("api", help="the HTTP API (needs LLAMAQ_REDIS_URL)")
     sub.add_parser("worker", help="one model worker (needs LLAMAQ_REDIS_URL)")
     sub.add_parser("dashboard", help="rq-dashboard behind authentication")
@@ -158,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "up":
-        return up(settings, args.workers)
+        return up(settings, args.workers, args.model)
     if args.command == "api":
         from api.server import main as api_main
 
