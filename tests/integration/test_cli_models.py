@@ -6,7 +6,7 @@ import openai
 import psutil
 import pytest
 
-from tests.integration.test_cli import LLAMAQ, Output, fresh_machine_env
+from tests.integration.test_cli import LLAMAQ, Output, end_up, fresh_machine_env
 from tests.stack import free_port, gemma_gguf
 
 pytestmark = pytest.mark.integration
@@ -43,13 +43,7 @@ def test_up_serves_every_model_of_llamaq_models(tmp_path_factory: pytest.TempPat
         assert up.wait(60) == 0
         assert [child.pid for child in children if child.is_running()] == [], "a child outlived `llamaq up`"
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait(10)
-        for child in children:
-            if child.is_running():
-                child.kill()
-        output.close()
+        end_up(up, children, output)
 
 
 @pytest.mark.parametrize(

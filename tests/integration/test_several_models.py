@@ -6,12 +6,10 @@ each answers from its own worker; Gemma's full queue is 429 + Retry-After while 
 idle worker costs no CPU.
 """
 
-import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
+from bench.idle import cpu_seconds
 from shared import names
 from shared.redis_server import RedisServer
 from tests.probes import job_of, poll
@@ -69,11 +68,6 @@ def _sample(stack: Stack, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
                 return sample.value
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_models_lists_both_with_what_they_can_do(two_models: Stack) -> None:
