@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from api import capacity, rqrecords
 from shared import modelinfo, names
-from shared.errors import ModelNotFound, NoWorkers, QueueFull
+from shared.errors import InvalidRequest, ModelNotFound, NoWorkers, QueueFull
 from shared.payload import JobPayload, check_context
 from shared.scripts import ADMIT, AdmitOutcome
 from shared.settings import Settings
@@ -46,6 +46,7 @@ class Admission:
         """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
         workers, known, info = await self._model_state(payload.model)
         _refuse_unserved(payload.model, workers, known)
+        check_serves(payload, info)
         check_fits(payload, info)
         limit = info.lane_limit(payload.lane, self._settings)
         rq_fields = rqrecords.job_record(payload, self._settings)
@@ -92,6 +93,18 @@ def _refuse_unserved(model: str, workers: int, known: bool) -> None:
         if not known:
             raise ModelNotFound(f"The model `{model}` does not exist or no worker serves it.", param="model")
         raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.", model=model)
+
+
+def check_serves(payload: JobPayload, info: modelinfo.ModelInfo) -> None:
+    """A chat or completion request for a model that cannot do it (an embedding model) never reaches its worker."""
+    needed = modelinfo.NEEDS[payload.kind]
+    if needed not in info.capabilities:
+        raise InvalidRequest(
+            f"The model `{payload.model}` is an {info.kind} model: it does not serve {needed} "
+            f"(it serves {', '.join(info.capabilities)}).",
+            param="model",
+            code="model_not_supported",
+        )
 
 
 def check_fits(payload: JobPayload, info: modelinfo.ModelInfo) -> None:

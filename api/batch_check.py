@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from api.admission import Admission, check_fits
+from api.admission import Admission, check_fits, check_serves
 from api.files import CHUNK_LINES
 from api.payloads import payload_for
 from shared import names
@@ -62,6 +62,7 @@ async def problems(
 def _fits(payload: JobPayload, size_info: ModelInfo) -> dict[str, Any] | None:
     """A prompt that cannot fit fails here, not at enqueue time where the line would have no job."""
     try:
+        check_serves(payload, size_info)
         check_fits(payload, size_info)
     except LlamaqError as exc:
         return {"code": exc.code or "invalid_request", "message": exc.message, "param": f"body.{exc.param}"}

@@ -17,6 +17,8 @@ from shared.settings import Settings
 CHAT, EMBEDDING = "chat", "embedding"
 # What clients may ask a model of each kind for, as /v1/models lists it.
 CAPABILITIES = {CHAT: ("chat", "completions"), EMBEDDING: ("embeddings",)}
+# The capability a job of each payload kind needs of its model.
+NEEDS = {"chat": "chat", "completion": "completions"}
 # Settings a worker publishes as its model's limits when its own environment sets them.
 LIMITS = ("max_queue_depth", "max_batch_queue_depth")
 FIELDS = ("kind", "n_ctx", "max_token_bytes", *LIMITS)

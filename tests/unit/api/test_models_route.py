@@ -70,3 +70,24 @@ async def test_a_name_only_the_client_gave_never_becomes_a_metrics_label() -> No
         assert (await fake.http.post("/v1/chat/completions", json=CHAT)).status_code == 503
         metrics = (await fake.http.get("/metrics")).text
         assert "made-up" not in metrics and _rejected(metrics, MODEL) == 1.0
+
+
+async def test_a_chat_request_for_an_embedding_model_is_refused_before_its_queue() -> None:
+    async with async_app(workers=1) as fake:
+        register_worker(fake.redis, OTHER, workers=1, context=(512, 16))
+        fake.redis.hset(names.model_info_key(OTHER), "kind", "embedding")
+        for path, body, param in (
+            ("/v1/chat/completions", {**CHAT, "model": OTHER}, "model"),
+            ("/v1/completions", {"model": OTHER, "prompt": "hi", "max_tokens": 2}, "model"),
+            ("/v1/jobs", {"endpoint": "/v1/chat/completions", "body": {**CHAT, "model": OTHER}}, "body.model"),
+        ):
+            reply = await fake.http.post(path, json=body)
+            assert reply.status_code == 400, (path, reply.text)
+            error = reply.json()["error"]
+            assert (error["code"], error["param"], error["type"]) == (
+                "model_not_supported",
+                param,
+                "invalid_request_error",
+            )
+            assert "embeddings" in error["message"]
+        assert all(fake.redis.llen(rqcontract.queue_key(OTHER, lane)) == 0 for lane in names.LANES)
