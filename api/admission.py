@@ -7,8 +7,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from api import capacity, rqrecords
-from shared import names
-from shared.errors import ModelNotFound, NoWorkers, QueueFull
+from shared import modelinfo, names
+from shared.errors import InvalidRequest, ModelNotFound, NoWorkers, QueueFull
 from shared.payload import JobPayload, check_context
 from shared.scripts import ADMIT, AdmitOutcome
 from shared.settings import Settings
@@ -27,18 +27,18 @@ class Admission:
         self._settings = settings
         self._admit = redis.register_script(ADMIT)
 
-    async def _model_state(self, model: str) -> tuple[int, bool, list[Any]]:
-        """Live workers, whether the model was ever served, and its size info: one round trip."""
+    async def _model_state(self, model: str) -> tuple[int, bool, modelinfo.ModelInfo]:
+        """Live workers, whether the model was ever served, and what its workers publish: one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             capacity.live_workers(pipe, model)
             pipe.hexists(names.models_key(), model)
-            pipe.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
+            modelinfo.read(pipe, model)
             workers, known, info = await pipe.execute()
-        return int(workers), bool(known), info
+        return int(workers), bool(known), modelinfo.parse(info)
 
-    async def size_info(self, model: str) -> list[Any]:
-        """The model's context size and longest token in bytes, as `check_fits` reads them."""
-        return await self._redis.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
+    async def size_info(self, model: str) -> modelinfo.ModelInfo:
+        """What the model's workers publish: `check_fits` reads its context size and longest token."""
+        return modelinfo.parse(await modelinfo.read(self._redis, model))
 
     async def enqueue(
         self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
@@ -46,12 +46,9 @@ class Admission:
         """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
         workers, known, info = await self._model_state(payload.model)
         _refuse_unserved(payload.model, workers, known)
+        check_serves(payload, info)
         check_fits(payload, info)
-        limit = (
-            self._settings.max_queue_depth
-            if payload.lane == names.INTERACTIVE
-            else self._settings.max_batch_queue_depth
-        )
+        limit = info.lane_limit(payload.lane, self._settings)
         rq_fields = rqrecords.job_record(payload, self._settings)
         own = {
             "status": Status.QUEUED.value,
@@ -78,6 +75,7 @@ class Admission:
             raise QueueFull(
                 f"The queue for `{payload.model}` is full ({value} waiting); retry later.",
                 retry_after=await self.retry_after(payload.model, int(value)),
+                model=payload.model,
             )
         return Admitted(payload.id)
 
@@ -94,16 +92,28 @@ def _refuse_unserved(model: str, workers: int, known: bool) -> None:
     if workers == 0:
         if not known:
             raise ModelNotFound(f"The model `{model}` does not exist or no worker serves it.", param="model")
-        raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.")
+        raise NoWorkers(f"No worker is serving the model `{model}` right now; try again later.", model=model)
 
 
-def check_fits(payload: JobPayload, info: list[Any]) -> None:
+def check_serves(payload: JobPayload, info: modelinfo.ModelInfo) -> None:
+    """A chat or completion request for a model that cannot do it (an embedding model) never reaches its worker."""
+    needed = modelinfo.NEEDS[payload.kind]
+    if needed not in info.capabilities:
+        raise InvalidRequest(
+            f"The model `{payload.model}` is an {info.kind} model: it does not serve {needed} "
+            f"(it serves {', '.join(info.capabilities)}).",
+            param="model",
+            code="model_not_supported",
+        )
+
+
+def check_fits(payload: JobPayload, info: modelinfo.ModelInfo) -> None:
     """Refuse, before queueing, a prompt that cannot fit: at best one token per longest-token bytes.
 
     The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
     """
-    if info[0] is None or info[1] is None:
+    if info.n_ctx is None or info.max_token_bytes is None:
         return
-    n_ctx, longest = int(info[0]), max(1, int(info[1]))
+    n_ctx, longest = info.n_ctx, max(1, info.max_token_bytes)
     texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
     check_context(payload, n_ctx, -(-sum(len(text.encode()) for text in texts) // longest), exact=False)

@@ -11,11 +11,12 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from api.admission import Admission, check_fits
+from api.admission import Admission, check_fits, check_serves
 from api.files import CHUNK_LINES
 from api.payloads import payload_for
 from shared import names
 from shared.errors import LlamaqError
+from shared.modelinfo import ModelInfo
 from shared.payload import JobPayload
 from shared.settings import Settings
 
@@ -38,7 +39,7 @@ async def problems(
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
     known = {m.decode() for m in await redis.hkeys(names.models_key())}
-    sizes: dict[str, list[Any]] = {}
+    sizes: dict[str, ModelInfo] = {}
     total = 0
     async for index, line in file_lines(redis, record["input_file_id"]):
         total += 1
@@ -58,9 +59,10 @@ async def problems(
     return total, errors
 
 
-def _fits(payload: JobPayload, size_info: list[Any]) -> dict[str, Any] | None:
+def _fits(payload: JobPayload, size_info: ModelInfo) -> dict[str, Any] | None:
     """A prompt that cannot fit fails here, not at enqueue time where the line would have no job."""
     try:
+        check_serves(payload, size_info)
         check_fits(payload, size_info)
     except LlamaqError as exc:
         return {"code": exc.code or "invalid_request", "message": exc.message, "param": f"body.{exc.param}"}

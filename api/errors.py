@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from api.jsonresponse import OrjsonResponse
+from api.middleware.request_log import annotate
 from shared.defaults import UNSUPPORTED
 from shared.errors import InvalidRequest, LlamaqError, Unavailable
 
@@ -95,6 +96,8 @@ def from_errors(errors: list[Any], root: Any, prefix: str = "") -> InvalidReques
 def install(app: FastAPI) -> None:
     @app.exception_handler(LlamaqError)
     async def _llamaq(request: Request, exc: LlamaqError) -> OrjsonResponse:
+        if exc.model:
+            annotate(request, refused_model=exc.model)  # the `model` label of llamaq_rejected_requests
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

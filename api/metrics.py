@@ -18,8 +18,8 @@ class HttpMetrics:
             "llamaq_http_requests", "HTTP requests by route and status.", ["route", "method", "status"], registry=None
         )
         self.rejected = Counter(
-            "llamaq_rejected_requests", "Requests refused as full (429) or unavailable (503).", ["route", "status"],
-            registry=None,
+            "llamaq_rejected_requests", "Requests refused as full (429) or unavailable (503); model: the served model "
+            "refused (empty when none is known, e.g. Redis down).", ["route", "status", "model"], registry=None,
         )  # fmt: skip
         self.duration = Histogram(
             "llamaq_http_request_duration_seconds",
@@ -29,10 +29,10 @@ class HttpMetrics:
             registry=None,
         )
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+    def observe(self, route: str, method: str, status: int, seconds: float, model: str = "") -> None:
         self.requests.labels(route, method, str(status)).inc()
         if status in REJECTED:
-            self.rejected.labels(route, str(status)).inc()
+            self.rejected.labels(route, str(status), model).inc()
         self.duration.labels(route).observe(seconds)
 
     def families(self) -> list[Metric]:

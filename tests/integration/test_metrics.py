@@ -81,8 +81,8 @@ def test_metrics_move_by_what_the_traffic_did(stack: Stack, client: openai.OpenA
     assert delta("llamaq_http_requests_total", route=CHAT, method="POST", status="200") == 3
     assert delta("llamaq_http_requests_total", route=CHAT, method="POST", status="404") == 1
     assert delta("llamaq_http_requests_total", route=CHAT, method="POST", status="503") == 1
-    assert delta("llamaq_rejected_requests_total", route=CHAT, status="503") == 1
-    assert delta("llamaq_rejected_requests_total", route=CHAT, status="404") == 0
+    assert delta("llamaq_rejected_requests_total", route=CHAT, status="503", model=ghost_model) == 1
+    assert delta("llamaq_rejected_requests_total", route=CHAT, status="404", model="") == 0
     assert delta("llamaq_jobs_total", **LANE, state="completed") == 3
     assert delta("llamaq_jobs_total", **LANE, state="failed") == 0
     assert delta("llamaq_tokens_generated_total", **LANE) == generated

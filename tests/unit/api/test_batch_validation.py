@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from shared import names, rqcontract
-from tests.fakes import MODEL
+from tests.fakes import MODEL, register_worker
 from tests.harness import CHAT, SyncApp, line, sync_app
 from tests.spec import assert_conforms
 
@@ -71,6 +71,17 @@ def test_a_prompt_that_cannot_fit_the_context_fails_validation() -> None:
     assert batch["status"] == "failed"
     error = batch["errors"]["data"][0]
     assert (error["line"], error["code"], error["param"]) == (2, "context_length_exceeded", "body.messages")
+
+
+def test_a_line_for_a_model_that_cannot_do_its_endpoint_fails_validation() -> None:
+    with sync_app() as jobs:
+        register_worker(jobs.redis, "embedder", context=(512, 8))
+        jobs.redis.hset(names.model_info_key("embedder"), "kind", "embedding")
+        batch = _validated(jobs, [line("a"), line("b", {**CHAT, "model": "embedder"})])
+
+    assert batch["status"] == "failed"
+    error = batch["errors"]["data"][0]
+    assert (error["line"], error["code"], error["param"]) == (2, "model_not_supported", "body.model")
 
 
 def test_every_bad_line_is_reported(jobs: SyncApp) -> None:

@@ -118,8 +118,11 @@ def test_rejections_are_counted_apart() -> None:
     http = HttpMetrics()
     for status in (200, 429, 429, 503, 400):
         http.observe("/v1/chat/completions", "POST", status, 0.01)
+    http.observe("/v1/chat/completions", "POST", 429, 0.01, model="other")
     got = samples(http.families())
-    assert got[("llamaq_rejected_requests_total", (("route", "/v1/chat/completions"), ("status", "429")))] == 2
-    assert got[("llamaq_rejected_requests_total", (("route", "/v1/chat/completions"), ("status", "503")))] == 1
+    route = ("route", "/v1/chat/completions")
+    assert got[("llamaq_rejected_requests_total", (("model", ""), route, ("status", "429")))] == 2
+    assert got[("llamaq_rejected_requests_total", (("model", "other"), route, ("status", "429")))] == 1
+    assert got[("llamaq_rejected_requests_total", (("model", ""), route, ("status", "503")))] == 1
     key = ("llamaq_http_requests_total", (("method", "POST"), ("route", "/v1/chat/completions"), ("status", "400")))
     assert got[key] == 1
