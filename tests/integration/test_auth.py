@@ -12,6 +12,7 @@ from redis import Redis
 from redis.exceptions import AuthenticationError, ResponseError
 
 from tests.integration.secured import ADMIN_PASSWORD, USER, password_redis
+from tests.probes import wait_for
 from tests.stack import MODEL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,13 @@ def test_redis_requires_the_credentials_in_the_url(secured: Stack) -> None:
 def test_json_logs_are_one_object_per_line(secured: Stack) -> None:
     assert secured.logs is not None
     httpx.get(f"{secured.base_url}/health/live", headers={"X-Request-ID": "json-check-1"}, timeout=5)
-    lines = Path(secured.logs / "api.log").read_text().splitlines()
+
+    def logged() -> list[str] | None:
+        # The request line is written once the response has gone out: it may land a moment after.
+        lines = Path(secured.logs / "api.log").read_text().splitlines()
+        return lines if any('"json-check-1"' in line for line in lines) else None
+
+    lines = wait_for(logged, "the request's log line", timeout=10)
     records = [orjson.loads(line) for line in lines if line.startswith("{")]
     assert records and len(records) == len(lines)
     assert any(record.get("request_id") == "json-check-1" and record["msg"] == "request" for record in records)
