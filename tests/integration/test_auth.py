@@ -98,3 +98,21 @@ def test_json_logs_are_one_object_per_line(secured: Stack) -> None:
     records = [orjson.loads(line) for line in lines if line.startswith("{")]
     assert records and len(records) == len(lines)
     assert any(record.get("request_id") == "json-check-1" and record["msg"] == "request" for record in records)
+
+
+def test_a_stored_response_is_seen_by_its_own_key_only(secured: Stack) -> None:
+    own, other = (
+        openai.OpenAI(base_url=f"{secured.base_url}/v1", api_key=key, max_retries=0, timeout=60) for key in KEYS
+    )
+    made = own.responses.create(model=MODEL, input="Hi", max_output_tokens=4, background=True)
+    assert own.responses.retrieve(made.id).id == made.id
+    for attempt in (
+        lambda: other.responses.retrieve(made.id),
+        lambda: other.responses.cancel(made.id),
+        lambda: other.responses.delete(made.id),
+        lambda: other.responses.input_items.list(made.id),
+        lambda: other.responses.create(model=MODEL, input="And?", previous_response_id=made.id),
+    ):
+        with pytest.raises((openai.NotFoundError, openai.BadRequestError)):
+            attempt()
+    assert own.responses.retrieve(made.id).id == made.id

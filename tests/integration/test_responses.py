@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from shared.redis_server import RedisServer
 from tests.probes import data_payloads, wait_for
 from tests.spec import assert_conforms
 from tests.stack import MODEL, Stack, running_stack
@@ -230,3 +231,22 @@ def test_bad_requests_are_clear(client: openai.OpenAI) -> None:
         with pytest.raises(openai.BadRequestError) as caught:
             client.responses.create(model=MODEL, **fields)
         assert caught.value.param is not None and caught.value.param.startswith(param), caught.value
+
+
+def test_a_background_response_and_its_stream_survive_a_redis_restart(tmp_path: Path) -> None:
+    """With the append-only file on, the response, its job and its event log are all still there."""
+    server = RedisServer(tmp_path / "redis", persist=True)
+    server.start()
+    try:
+        with running_stack(server.url, tmp_path / "logs") as stack:
+            client = openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+            made = client.responses.create(model=MODEL, input="Write a poem.", background=True, max_output_tokens=30)
+            before = finished(client, made.id).model_dump()
+            events = events_of(stack.base_url, made.id)
+            server.stop()
+            server.start()
+            stack.wait_workers(1)
+            assert client.responses.retrieve(made.id).model_dump() == before
+            assert events_of(stack.base_url, made.id, 3) == events[4:]
+    finally:
+        server.stop()
