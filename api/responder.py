@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
@@ -51,7 +52,7 @@ class Responder:
     async def answer(self, payload: JobPayload, body: SamplingFields, owner: str, idempotency: str | None) -> Any:
         """Serve the request `body` became `payload`: streamed or not, with usage in the stream if asked."""
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        writer = ChunkWriter(payload, include_usage)
+        writer = functools.partial(ChunkWriter, include_usage=include_usage)
         return await self.serve(payload, owner, bool(body.stream), writer, _completion, idempotency or "")
 
     async def serve(
@@ -59,11 +60,12 @@ class Responder:
         payload: JobPayload,
         owner: str,
         stream: bool,
-        writer: Writer,
+        writer: Callable[[JobPayload], Writer],
         render: Callable[[events.Done], dict[str, Any]],
         idempotency: str = "",
     ) -> Any:
-        """Enqueue and answer: `render` makes the body of a finished job, `writer` the events of a streamed one."""
+        """Enqueue and answer: `render` makes the body of a finished job, `writer(payload)` the events of a
+        streamed one (the payload of the job followed: a retried request's is the first attempt's)."""
         payload.request_id = REQUEST_ID.get()  # so the worker's job log line names this request
         annotate(self.request, job_id=payload.id, model=payload.model, stream=stream)
         stack = contextlib.AsyncExitStack()
@@ -86,7 +88,7 @@ class Responder:
                 await stack.aclose()
                 assert isinstance(done, events.Done)  # `_wait` returns only a Done when STARTED is skipped
                 return OrjsonResponse(render(done))
-            body = self._relay_stream(follower, writer, stack.pop_all())
+            body = self._relay_stream(follower, writer(payload), stack.pop_all())
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):
             with anyio.CancelScope(shield=True):

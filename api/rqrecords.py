@@ -27,7 +27,7 @@ def job_record(payload: JobPayload, settings: Settings) -> dict[str, Any]:
     """RQ's hash for a queued job running `JOB_FUNCTION(payload)`, as RQ's own enqueue would write it."""
     job = Job.create(
         JOB_FUNCTION,
-        args=[payload.model_dump(mode="json")],
+        args=[payload.model_dump(mode="json", exclude_none=True)],
         connection=_CODEC,
         serializer=rqcontract.JSONSerializer,
         id=payload.id,

@@ -37,14 +37,18 @@ _END = _End()
 
 
 class Piece(str):
-    """Text of one choice (`choice`), with the logprob entries of the tokens it completes (OpenAI's shape)."""
+    """Text of one choice (`choice`), with the logprob entries of the tokens it completes (OpenAI's shape)
+    and the choice's tokens generated up to it (`tokens`: the engine thread may already be further on)."""
 
     choice: int
     logprobs: list[dict[str, Any]] | None
+    tokens: int
 
-    def __new__(cls, text: str, choice: int = 0, logprobs: list[dict[str, Any]] | None = None) -> "Piece":
+    def __new__(
+        cls, text: str, choice: int = 0, logprobs: list[dict[str, Any]] | None = None, tokens: int = 0
+    ) -> "Piece":
         piece = super().__new__(cls, text)
-        piece.choice, piece.logprobs = choice, logprobs
+        piece.choice, piece.logprobs, piece.tokens = choice, logprobs, tokens
         return piece
 
 
@@ -229,7 +233,7 @@ class SlotScheduler:
             logprobs, choice.pending = choice.pending, []
             choice.progress.logprobs.extend(logprobs)
         choice.progress.text.append(text)
-        stream.out.put(Piece(text, choice.index, logprobs))
+        stream.out.put(Piece(text, choice.index, logprobs, choice.progress.completion_tokens))
 
     def _finish(self, stream: _Stream, choice: _Choice) -> None:
         """The choice is done: its held-back tail goes out; once every choice is, the end."""

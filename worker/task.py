@@ -12,6 +12,7 @@ from worker.context import WorkerContext
 from worker.engine import Progress
 from worker.metrics import JobClock
 from worker.runner import enqueued_at
+from worker.scheduler import Piece
 from worker.sink import EventSink, Refused
 from worker.toolcalls import Parsed, ToolCallParser
 
@@ -69,18 +70,21 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
         sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
         return "cancelled"
     deadline = time.monotonic() + ctx.settings.job_timeout
+    # What this thread has published of each choice: a partial response is that, not what the engine did since.
+    sent = [Progress(prompt_tokens=len(prepared.tokens)) for _ in choices]
     for piece in ctx.engine.generate(prepared, job.params, *choices):
         generated = sum(choice.completion_tokens for choice in choices)
         clock.cached_tokens = choices[0].cached_tokens
         clock.token(generated)
         ctx.current.tokens(job.id, generated)
+        _published(sent[piece.choice], choices[piece.choice], piece)
         parsed = calls[piece.choice].feed(piece) if calls else None
         if _send(sink, piece, piece.choice, parsed, piece.logprobs):
-            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, choices, calls))
+            sink.error(Cancelled("The job was cancelled."), Status.CANCELLED, _response(job, sent, calls))
             return "cancelled"
         if time.monotonic() > deadline:
             message = f"The job exceeded its generation time limit of {ctx.settings.job_timeout} s."
-            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, choices, calls))
+            sink.error(Timeout(message, code="job_timeout"), Status.FAILED, _response(job, sent, calls))
             return "timeout"
     for index, parser in enumerate(calls or []):
         if _send(sink, "", index, parser.finish()):
@@ -88,6 +92,12 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
             return "cancelled"
     sink.done(_response(job, choices, calls))
     return "completed"
+
+
+def _published(sent: Progress, progress: Progress, piece: Piece) -> None:
+    sent.completion_tokens, sent.cached_tokens = piece.tokens, progress.cached_tokens
+    sent.text.append(piece)
+    sent.logprobs.extend(piece.logprobs or [])
 
 
 def _send(

@@ -70,9 +70,11 @@ async def create_response(
             if body.stream:
                 return _sse(_replay(relay, stored, -1, settings.events_timeout))
             return render("queued", None)
-        writer = ResponseWriter(ResponseEvents(payload.id.removeprefix("job_"), False, render))
+        stream_events = ResponseEvents(payload.id.removeprefix("job_"), False, render)
         answer = Responder(request, relay, admission, settings)
-        return await answer.serve(payload, owner, bool(body.stream), writer, lambda done: render(None, done))
+        return await answer.serve(
+            payload, owner, bool(body.stream), lambda _: ResponseWriter(stream_events), lambda done: render(None, done)
+        )
     except BaseException:
         if (await store.job_state(redis, stored.job_id)).status is None:
             await store.delete(redis, stored)  # refused: no job was ever made, so no response either

@@ -160,7 +160,7 @@ def test_the_rq_job_is_json_and_its_description_holds_no_user_text(
     raw = redis.hgetall(rqcontract.job_key(job.id))
     call = json.loads(zlib.decompress(raw[b"data"]))
     assert call[0] == JOB_FUNCTION
-    assert call[2] == [job.model_dump(mode="json")]
+    assert call[2] == [job.model_dump(mode="json", exclude_none=True)]
     assert raw[b"description"].decode() == JOB_DESCRIPTION
     outside_data = b"".join(key + value for key, value in raw.items() if key != b"data")
     assert SECRET.encode() not in outside_data
