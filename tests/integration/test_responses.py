@@ -44,6 +44,18 @@ def events_of(base_url: str, response_id: str, after: int = -1) -> list[dict[str
     return made
 
 
+def first_events(count: int, method: str, url: str, **request: Any) -> list[dict[str, Any]]:
+    """The first `count` events of a stream, read live; then the connection is dropped."""
+    seen: list[dict[str, Any]] = []
+    with httpx.stream(method, url, timeout=60, **request) as live:
+        for line in live.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line.removeprefix("data: ")))
+                if len(seen) == count:
+                    break
+    return seen
+
+
 def finished(client: openai.OpenAI, response_id: str, timeout: float = 120) -> Any:
     return wait_for(
         lambda: (got := client.responses.retrieve(response_id)).status in ENDED and got, "response ended", timeout
@@ -142,14 +154,8 @@ def test_a_background_stream_resumes_on_another_replica_and_after_an_api_restart
     with running_stack(fresh_redis_url, logs_dir) as stack:
         created = httpx.post(f"{stack.base_url}/v1/responses", json=body, timeout=30).json()
         # Read the first events live, then drop the connection mid-stream.
-        seen: list[dict[str, Any]] = []
-        params = {"stream": "true"}
-        with httpx.stream("GET", f"{stack.base_url}/v1/responses/{created['id']}", params=params, timeout=60) as live:
-            for line in live.iter_lines():
-                if line.startswith("data: "):
-                    seen.append(json.loads(line[6:]))
-                    if len(seen) == 12:
-                        break
+        url = f"{stack.base_url}/v1/responses/{created['id']}"
+        seen = first_events(12, "GET", url, params={"stream": "true"})
         with running_stack(fresh_redis_url, logs_dir / "replica", workers=0) as replica:
             rest = events_of(replica.base_url, created["id"], seen[-1]["sequence_number"])
         assert [e["sequence_number"] for e in seen + rest] == list(range(len(seen) + len(rest)))
@@ -250,3 +256,12 @@ def test_a_background_response_and_its_stream_survive_a_redis_restart(tmp_path: 
             assert events_of(stack.base_url, made.id, 3) == events[4:]
     finally:
         server.stop()
+
+
+def test_a_background_stream_left_early_does_not_stop_the_response(stack: Stack, client: openai.OpenAI) -> None:
+    body = {"model": MODEL, "input": "Count from 1 to 50.", "background": True, "stream": True,
+            "max_output_tokens": 80, "temperature": 0}  # fmt: skip
+    seen = first_events(6, "POST", f"{stack.base_url}/v1/responses", json=body)
+    assert [event["type"] for event in seen[:2]] == ["response.created", "response.queued"]
+    done = finished(client, seen[0]["response"]["id"])
+    assert done.status in ("completed", "incomplete") and done.output_text
