@@ -7,12 +7,15 @@ from typing import Any
 from redis.asyncio import Redis
 
 from api import capacity, rqrecords
-from shared import names
+from shared import embedding_rules, names
 from shared.errors import ModelNotFound, NoWorkers, QueueFull
 from shared.payload import JobPayload, check_context
 from shared.scripts import ADMIT, AdmitOutcome
 from shared.settings import Settings
 from shared.states import Status
+
+# What admission reads of a model's info hash (worker/presence.py writes it), in `check_fits`'s order.
+INFO_FIELDS = ["n_ctx", "max_token_bytes", "kind", "dimensions", "n_vocab"]
 
 
 @dataclass
@@ -32,13 +35,13 @@ class Admission:
         async with self._redis.pipeline(transaction=False) as pipe:
             capacity.live_workers(pipe, model)
             pipe.hexists(names.models_key(), model)
-            pipe.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
+            pipe.hmget(names.model_info_key(model), INFO_FIELDS)
             workers, known, info = await pipe.execute()
         return int(workers), bool(known), info
 
     async def size_info(self, model: str) -> list[Any]:
-        """The model's context size and longest token in bytes, as `check_fits` reads them."""
-        return await self._redis.hmget(names.model_info_key(model), ["n_ctx", "max_token_bytes"])
+        """The model's kind and sizes (`INFO_FIELDS`), as `check_fits` reads them."""
+        return await self._redis.hmget(names.model_info_key(model), INFO_FIELDS)
 
     async def enqueue(
         self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
@@ -103,7 +106,25 @@ def check_fits(payload: JobPayload, info: list[Any]) -> None:
     The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
     """
     if info[0] is None or info[1] is None:
-        return
+        return  # nothing known of the model yet: the worker checks
+    embedding_rules.check_kind(payload, _text(info[2]) if len(info) > 2 else None)
     n_ctx, longest = int(info[0]), max(1, int(info[1]))
+    if payload.kind == embedding_rules.EMBEDDING:
+        _check_embedding(payload, n_ctx, longest, info)
+        return
     texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
     check_context(payload, n_ctx, -(-sum(len(text.encode()) for text in texts) // longest), exact=False)
+
+
+def _check_embedding(payload: JobPayload, n_ctx: int, longest: int, info: list[Any]) -> None:
+    if info[3] is not None:
+        embedding_rules.check_dimensions(payload, int(info[3]))
+    if info[4] is not None:
+        embedding_rules.check_tokens(payload, int(info[4]))
+    inputs = payload.input or []
+    lengths = [len(each) if isinstance(each, list) else -(-len(each.encode()) // longest) for each in inputs]
+    embedding_rules.check_lengths(payload, n_ctx, lengths, exact=bool(inputs) and isinstance(inputs[0], list))
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -42,6 +42,10 @@ class Responder:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return await self._serve(payload, owner, bool(body.stream), include_usage, idempotency or "")
 
+    async def answer_once(self, payload: JobPayload, owner: str, idempotency: str | None) -> Any:
+        """Serve a request whose answer is one object (embeddings): admit, wait for the job's result."""
+        return await self._serve(payload, owner, False, False, idempotency or "")
+
     async def _serve(
         self, payload: JobPayload, owner: str, stream: bool, include_usage: bool, idempotency: str = ""
     ) -> Any:

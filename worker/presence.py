@@ -75,8 +75,7 @@ class Presence:
             )
             pipe.expire(names.worker_key(ctx.name), ttl)
             if ctx.engine.max_token_bytes:
-                info = {"n_ctx": ctx.engine.n_ctx, "max_token_bytes": ctx.engine.max_token_bytes}
-                pipe.hset(names.model_info_key(settings.model_name), mapping=info)
+                pipe.hset(names.model_info_key(settings.model_name), mapping=ctx.engine.model_info())
             for job_id in jobs:
                 pipe.set(names.heartbeat_key(job_id), ctx.name, ex=ttl)
             pipe.execute()

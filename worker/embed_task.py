@@ -1,0 +1,40 @@
+"""An embedding job as RQ's job function runs it: tokens, vectors, one `done` event with the OpenAI response."""
+
+import base64
+import logging
+
+import numpy as np
+
+from shared import objects
+from shared.errors import Cancelled, LlamaqError
+from shared.payload import JobPayload
+from shared.states import Status
+from worker.context import WorkerContext
+from worker.metrics import JobClock
+from worker.sink import EventSink
+
+logger = logging.getLogger(__name__)
+
+
+def embed_job(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock) -> str:
+    """Embed every input of `job` (batched with the other jobs the engine holds); returns the outcome."""
+    try:
+        inputs = ctx.engine.prepare(job)
+    except LlamaqError as exc:
+        sink.error(exc)
+        return "rejected"
+    clock.prompt_tokens = sum(len(each) for each in inputs)
+    if sink.started(ctx.name, clock.prompt_tokens):
+        sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
+        return "cancelled"
+    vectors, together = ctx.engine.embed(inputs)
+    logger.info("embedded", extra={"job_id": job.id, "inputs": len(inputs), "embedded_together": together})
+    sink.done(objects.embedding_list(job.model, encoded(vectors, job.encoding_format), clock.prompt_tokens))
+    return "completed"
+
+
+def encoded(vectors: np.ndarray, encoding_format: str) -> list[list[float]] | list[str]:
+    """Rows as float lists, or as base64 of their little-endian float32 bytes (what the openai client decodes)."""
+    if encoding_format == "base64":
+        return [base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in vectors]
+    return [[float(value) for value in row] for row in vectors]
