@@ -1,8 +1,8 @@
 """The engine thread of an embedding worker: every job waiting at one moment embedded in one batch.
 
-Job threads (one RQ loop a slot, worker/runner.py) ask for their inputs' tokens (`prepare`), then for
-their vectors (`embed`). The engine thread collects every request waiting when it looks, embeds all
-their inputs together (`Embedder` packs them into as few decodes as fit) and hands each job its rows.
+Job threads (one RQ loop a slot, worker/runner.py) hand over their job in one step (`embed`). The engine
+thread collects every job waiting when it looks, tokenizes and checks each, embeds all their inputs
+together (`Embedder` packs them into as few decodes as fit) and hands each job its rows.
 """
 
 import logging
@@ -24,10 +24,20 @@ logger = logging.getLogger(__name__)
 Tokenize = Callable[[str], list[int]]
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """A job's vectors (one unit-length row per input), its token count, and the inputs embedded in its batch."""
+
+    vectors: np.ndarray
+    tokens: int
+    together: int
+
+
 @dataclass(eq=False)
 class _Request:
-    inputs: list[list[int]]
-    done: "Future[tuple[np.ndarray, int]]" = field(default_factory=Future)
+    job: JobPayload
+    done: "Future[Embedded]" = field(default_factory=Future)
+    inputs: list[list[int]] = field(default_factory=list)
 
 
 class EmbedScheduler:
@@ -56,14 +66,9 @@ class EmbedScheduler:
 
     # -- job threads -----------------------------------------------------------------------------------------
 
-    def prepare(self, job: JobPayload) -> list[list[int]]:
-        """The job's inputs as token sequences, checked against the model (tokenizing is llama.cpp's)."""
-        return self._inbox.call(lambda: self._prepare(job))
-
-    def embed(self, inputs: list[list[int]]) -> tuple[np.ndarray, int]:
-        """One unit-length row per input, embedded on the engine thread with the other jobs waiting, and how many
-        inputs were embedded together (this job's and theirs)."""
-        request = _Request(inputs)
+    def embed(self, job: JobPayload) -> Embedded:
+        """The job's vectors, embedded on the engine thread with the other jobs waiting; its input errors raised."""
+        request = _Request(job)
         self._inbox.put(lambda: self._pending.append(request))
         try:
             return request.done.result(timeout=self._inbox.wait)
@@ -92,8 +97,23 @@ class EmbedScheduler:
                 batch, self._pending = self._pending, []
                 self._embed_together(batch)
 
-    def _embed_together(self, batch: list[_Request]) -> None:
+    def _prepared(self, waiting: list[_Request]) -> list[_Request]:
+        """The requests whose inputs the model can take, tokenized; the others fail with their error."""
+        batch = []
+        for request in waiting:
+            try:
+                request.inputs = self._prepare(request.job)
+            except LlamaqError as exc:
+                request.done.set_exception(exc)
+                continue
+            batch.append(request)
+        return batch
+
+    def _embed_together(self, waiting: list[_Request]) -> None:
+        batch = self._prepared(waiting)
         everything = [each for request in batch for each in request.inputs]
+        if not everything:
+            return
         try:
             vectors = self.embedder.embed(everything)
         except Exception as exc:
@@ -107,5 +127,6 @@ class EmbedScheduler:
         del self.batches[:-100]
         start = 0
         for request in batch:
-            request.done.set_result((vectors[start : start + len(request.inputs)], len(everything)))
+            rows = vectors[start : start + len(request.inputs)]
+            request.done.set_result(Embedded(rows, sum(map(len, request.inputs)), len(everything)))
             start += len(request.inputs)

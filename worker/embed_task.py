@@ -19,17 +19,17 @@ logger = logging.getLogger(__name__)
 def embed_job(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock) -> str:
     """Embed every input of `job` (batched with the other jobs the engine holds); returns the outcome."""
     try:
-        inputs = ctx.engine.prepare(job)
+        embedded = ctx.engine.embed(job)
     except LlamaqError as exc:
         sink.error(exc)
         return "rejected"
-    clock.prompt_tokens = sum(len(each) for each in inputs)
+    clock.prompt_tokens = embedded.tokens
     if sink.started(ctx.name, clock.prompt_tokens):
         sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
         return "cancelled"
-    vectors, together = ctx.engine.embed(inputs)
-    logger.info("embedded", extra={"job_id": job.id, "inputs": len(inputs), "embedded_together": together})
-    sink.done(objects.embedding_list(job.model, encoded(vectors, job.encoding_format), clock.prompt_tokens))
+    extra = {"job_id": job.id, "inputs": len(embedded.vectors), "embedded_together": embedded.together}
+    logger.info("embedded", extra=extra)
+    sink.done(objects.embedding_list(job.model, encoded(embedded.vectors, job.encoding_format), embedded.tokens))
     return "completed"
 
 
