@@ -79,3 +79,14 @@ def test_batched_equals_alone(embedder: Embedder) -> None:
     alone = np.concatenate([embedder.embed([each]) for each in tokens])
     # Float sums in another order: the same vectors to within rounding, not bit for bit.
     assert min(float(a @ b) for a, b in zip(together, alone, strict=True)) > 0.99999
+
+
+def test_inputs_beyond_one_decode_are_split_into_several(embedder: Embedder) -> None:
+    tokens = [embedder.llama.tokenize(f"Sentence number {i} of many.".encode()) for i in range(80)]
+    before = embedder.decodes
+    vectors = embedder.embed(tokens)
+    needed = -(-sum(map(len, tokens)) // embedder.n_batch)  # at least this many 512-token decodes
+    assert needed >= 2 and needed <= embedder.decodes - before <= needed + 1
+    assert vectors.shape == (80, 384)
+    alone = embedder.embed([tokens[-1]])[0]
+    assert float(vectors[-1] @ alone) > 0.99999  # the last input, in the last decode, is still itself

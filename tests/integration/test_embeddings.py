@@ -189,3 +189,10 @@ def test_langchain_and_litellm(embed_stack: Stack) -> None:
     assert len(reply.data) == 2 and len(reply.data[0]["embedding"]) == DIMENSIONS
     assert float(np.dot(reply.data[0]["embedding"], documents[0])) > 0.9999
     assert reply.usage.prompt_tokens > 0
+
+
+def test_the_readme_example(embed_client: openai.OpenAI) -> None:
+    reply = embed_client.embeddings.create(
+        model="all-MiniLM-L6-v2", input=["The cat sits on the mat.", "A kitten is resting on a rug."]
+    )
+    assert (len(reply.data[0].embedding), reply.usage.prompt_tokens) == (384, 19)
