@@ -6,9 +6,8 @@ import logging
 import numpy as np
 
 from shared import objects
-from shared.errors import Cancelled, LlamaqError
+from shared.errors import LlamaqError
 from shared.payload import JobPayload
-from shared.states import Status
 from worker.context import WorkerContext
 from worker.metrics import JobClock
 from worker.sink import EventSink
@@ -24,8 +23,7 @@ def embed_job(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
         sink.error(exc)
         return "rejected"
     clock.prompt_tokens = embedded.tokens
-    if sink.started(ctx.name, clock.prompt_tokens):
-        sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
+    if sink.begin(ctx.name, clock.prompt_tokens):
         return "cancelled"
     extra = {"job_id": job.id, "inputs": len(embedded.vectors), "embedded_together": embedded.together}
     logger.info("embedded", extra=extra)

@@ -73,8 +73,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
         return "rejected"
     choices = [Progress(prompt_tokens=len(prepared.tokens)) for _ in range(job.params.n)]
     clock.prompt_tokens = len(prepared.tokens)
-    if sink.started(ctx.name, clock.prompt_tokens):
-        sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
+    if sink.begin(ctx.name, clock.prompt_tokens):
         return "cancelled"
     deadline = time.monotonic() + ctx.settings.job_timeout
     for piece in ctx.engine.generate(prepared, job.params, *choices):

@@ -3,33 +3,18 @@
 import base64
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
 import numpy as np
-import pytest
 
 from shared import names
 from shared.payload import JobPayload, new_job_id
 from tests.fake_embedder import DIMENSIONS, FakeEmbedder, make_embed_engine, tokenize, vector
-from tests.fakes import MODEL, chat_job, enqueue, make_context, make_engine, register_worker, run_burst
+from tests.fakes import MODEL, chat_job, enqueue, make_context, make_engine, run_burst
 from tests.spec import assert_conforms
 from worker.context import WorkerContext
 from worker.presence import Presence
-
-
-@pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def redis(server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
-    client = fakeredis.FakeRedis(server=server)
-    register_worker(client)
-    yield client
-    client.close()
 
 
 def embed_context(redis: fakeredis.FakeRedis, embedder: FakeEmbedder | None = None) -> WorkerContext:
