@@ -60,15 +60,14 @@ def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
 def read_model(archive: Path) -> dict[str, Any]:
     """The files of a sentence-transformers model zip: config, pooling, tokenizer, tensors."""
     with zipfile.ZipFile(archive) as zipped:
-        names = {Path(name).as_posix(): name for name in zipped.namelist()}
+        members = zipped.namelist()
 
         def read(name: str) -> bytes:
-            # the files sit at the top of the zip or inside one folder
-            found = names.get(name) or next((full for short, full in names.items() if short.count("/") == name.count(
-                "/") + 1 and short.endswith("/" + name)), None)  # fmt: skip
-            if found is None:
+            # The files sit at the top of the zip or inside one folder of it.
+            found = [member for member in members if member == name or member.split("/", 1)[-1] == name]
+            if not found:
                 raise FileNotFoundError(f"{name} is not in {archive}")
-            return zipped.read(found)
+            return zipped.read(min(found, key=len))
 
         pooling = json.loads(read("1_Pooling/config.json"))
         return {
