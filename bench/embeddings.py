@@ -46,7 +46,7 @@ def engine_rounds(texts: list[str], rounds: int) -> dict[str, list[float]]:
     llama = llama_cpp.Llama(
         model_path=str(path), embedding=True, n_ctx=512, n_batch=512, n_ubatch=512, n_threads=1, verbose=False
     )
-    embedder = Embedder(llama, per_input=512)
+    embedder = Embedder(llama, per_input=512, pack_tokens=256)  # as a worker builds it with the defaults
     tokens = [llama.tokenize(text.encode()) for text in texts]
     embedder.embed(tokens)  # warm
     results: dict[str, list[float]] = {"batched": [], "one at a time": []}

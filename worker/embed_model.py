@@ -32,7 +32,7 @@ def load_embed_scheduler(settings: Settings) -> EmbedScheduler:
     per_input = min(settings.n_ctx, trained)
     longest = max(len(probe.detokenize([token], special=True)) for token in range(probe.n_vocab()))
     del probe
-    # A decode holds whole inputs: at least one of the longest, more when LLAMAQ_N_BATCH allows.
+    # A decode holds whole inputs: the context's batch fits the longest; LLAMAQ_N_BATCH bounds the packing.
     n_batch = max(settings.n_batch, per_input)
     llama = llama_cpp.Llama(
         model_path=str(path),
@@ -44,9 +44,14 @@ def load_embed_scheduler(settings: Settings) -> EmbedScheduler:
         n_threads=settings.n_threads,
         verbose=False,
     )
-    embedder = Embedder(llama, per_input)
+    embedder = Embedder(llama, per_input, pack_tokens=settings.n_batch)
     embedder.embed([llama.tokenize(b"Hello")])  # the first pass after load is several times slower
-    extra = {"model_path": str(path), "n_ctx": per_input, "dimensions": embedder.dimensions, "n_batch": n_batch}
+    extra = {
+        "model_path": str(path),
+        "n_ctx": per_input,
+        "dimensions": embedder.dimensions,
+        "pack": embedder.pack_tokens,
+    }
     logger.info("embedding model loaded", extra=extra)
 
     def tokenize(text: str) -> list[int]:

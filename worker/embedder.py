@@ -1,7 +1,9 @@
 """`Embedder`: many token sequences embedded in as few `llama_decode` calls as fit, one sequence id each.
 
-A decode holds at most `n_batch` tokens and `n_seq_max` sequences; every sequence sits whole in one
-decode (an encoder attends over all of its tokens at once). Vectors come back pooled by llama.cpp
+A decode holds at most `pack_tokens` tokens (LLAMAQ_N_BATCH) and `n_seq_max` sequences, or one longer
+input alone; every sequence sits whole in one decode (an encoder attends over all of its tokens at once),
+so the context's own batch is as large as the longest input. Packing more tokens into one decode costs
+more than it saves: attention over a decode grows with the square of its tokens. Vectors come back pooled by llama.cpp
 (the GGUF's pooling or `LLAMAQ_POOLING`) and L2-normalised, as OpenAI's embeddings are.
 """
 
@@ -17,12 +19,13 @@ POOLING = {"auto": -1, "mean": 1, "cls": 2, "last": 3}
 class Embedder:
     """Owns the llama context of an embedding worker; called from the engine thread only."""
 
-    def __init__(self, llama: Any, per_input: int) -> None:
+    def __init__(self, llama: Any, per_input: int, pack_tokens: int | None = None) -> None:
         import llama_cpp
 
         self.llama = llama
         self.per_input = per_input  # longest input in tokens
         self.n_batch = int(llama.n_batch)
+        self.pack_tokens = min(pack_tokens or self.n_batch, self.n_batch)
         self.n_seq_max = int(llama.context_params.n_seq_max)
         self.dimensions = int(llama.n_embd())
         self.n_vocab = int(llama.n_vocab())
@@ -36,7 +39,7 @@ class Embedder:
         group: list[Sequence[int]] = []
         tokens = 0
         for each in inputs:
-            if group and (tokens + len(each) > self.n_batch or len(group) >= self.n_seq_max):
+            if group and (tokens + len(each) > self.pack_tokens or len(group) >= self.n_seq_max):
                 rows.append(self._decode(group))
                 group, tokens = [], 0
             group.append(each)

@@ -85,8 +85,18 @@ def test_inputs_beyond_one_decode_are_split_into_several(embedder: Embedder) -> 
     tokens = [embedder.llama.tokenize(f"Sentence number {i} of many.".encode()) for i in range(80)]
     before = embedder.decodes
     vectors = embedder.embed(tokens)
-    needed = -(-sum(map(len, tokens)) // embedder.n_batch)  # at least this many 512-token decodes
+    needed = -(-sum(map(len, tokens)) // embedder.pack_tokens)  # at least this many full decodes
     assert needed >= 2 and needed <= embedder.decodes - before <= needed + 1
     assert vectors.shape == (80, 384)
     alone = embedder.embed([tokens[-1]])[0]
     assert float(vectors[-1] @ alone) > 0.99999  # the last input, in the last decode, is still itself
+
+
+def test_packing_stops_at_pack_tokens_and_a_longer_input_goes_alone(embedder: Embedder) -> None:
+    packing = Embedder(embedder.llama, per_input=512, pack_tokens=24)
+    short = [embedder.llama.tokenize(sentence.encode()) for sentence in SENTENCES[:3]]  # 9 to 10 tokens each
+    long = embedder.llama.tokenize(("many words " * 20).encode())
+    vectors = packing.embed([*short, long, short[0]])
+    # [9, 10] | [10] | [42 alone] | [9]: a decode never passes 24 tokens unless one input alone does.
+    assert packing.decodes == 4
+    assert float(vectors[0] @ vectors[4]) > 0.99999
