@@ -11,6 +11,11 @@ from worker.embedder import POOLING, Embedder
 
 logger = logging.getLogger(__name__)
 
+# Tokens packed into one decode. On CPU a decode of 32-64 tokens embeds the most per CPU-second; 256 or 512
+# are slower than one input a decode (attention over a decode grows with the square of its tokens), see
+# BENCHMARKS.md (embeddings).
+PACK_TOKENS = 64
+
 
 def embedding_model_path(settings: Settings) -> Path:
     """The GGUF to load: LLAMAQ_MODEL_PATH, or the bundled model converted once and cached."""
@@ -32,7 +37,7 @@ def load_embed_scheduler(settings: Settings) -> EmbedScheduler:
     per_input = min(settings.n_ctx, trained)
     longest = max(len(probe.detokenize([token], special=True)) for token in range(probe.n_vocab()))
     del probe
-    # A decode holds whole inputs: the context's batch fits the longest; LLAMAQ_N_BATCH bounds the packing.
+    # A decode holds whole inputs: the context's batch fits the longest input; PACK_TOKENS bounds the packing.
     n_batch = max(settings.n_batch, per_input)
     llama = llama_cpp.Llama(
         model_path=str(path),
@@ -44,7 +49,7 @@ def load_embed_scheduler(settings: Settings) -> EmbedScheduler:
         n_threads=settings.n_threads,
         verbose=False,
     )
-    embedder = Embedder(llama, per_input, pack_tokens=settings.n_batch)
+    embedder = Embedder(llama, per_input, pack_tokens=min(settings.n_batch, PACK_TOKENS))
     embedder.embed([llama.tokenize(b"Hello")])  # the first pass after load is several times slower
     extra = {
         "model_path": str(path),

@@ -1,10 +1,11 @@
 """`Embedder`: many token sequences embedded in as few `llama_decode` calls as fit, one sequence id each.
 
-A decode holds at most `pack_tokens` tokens (LLAMAQ_N_BATCH) and `n_seq_max` sequences, or one longer
-input alone; every sequence sits whole in one decode (an encoder attends over all of its tokens at once),
-so the context's own batch is as large as the longest input. Packing more tokens into one decode costs
-more than it saves: attention over a decode grows with the square of its tokens. Vectors come back pooled by llama.cpp
-(the GGUF's pooling or `LLAMAQ_POOLING`) and L2-normalised, as OpenAI's embeddings are.
+A decode holds at most `pack_tokens` tokens and `n_seq_max` sequences, or one longer input alone; every
+sequence sits whole in one decode (an encoder attends over all of its tokens at once), so the context's
+own batch is as large as the longest input. Packing many tokens into one decode costs more than it saves:
+attention over a decode grows with the square of its tokens (worker/embed_model.py `PACK_TOKENS`).
+Vectors come back pooled by llama.cpp (the GGUF's pooling or `LLAMAQ_POOLING`) and L2-normalised, as
+OpenAI's embeddings are.
 """
 
 from collections.abc import Sequence
