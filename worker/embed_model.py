@@ -38,7 +38,7 @@ def load_embed_scheduler(settings: Settings) -> EmbedScheduler:
     longest = max(len(probe.detokenize([token], special=True)) for token in range(probe.n_vocab()))
     del probe
     # A decode holds whole inputs: the context's batch fits the longest input; PACK_TOKENS bounds the packing.
-    n_batch = max(settings.n_batch, per_input)
+    n_batch = max(per_input, PACK_TOKENS)
     llama = llama_cpp.Llama(
         model_path=str(path),
         embedding=True,
