@@ -7,7 +7,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from api import capacity, rqrecords
-from shared import modelinfo, names
+from shared import embedding_rules, modelinfo, names
 from shared.errors import InvalidRequest, ModelNotFound, NoWorkers, QueueFull
 from shared.payload import JobPayload, check_context
 from shared.scripts import ADMIT, AdmitOutcome
@@ -98,9 +98,12 @@ def _refuse_unserved(model: str, workers: int, known: bool) -> None:
 def check_serves(payload: JobPayload, info: modelinfo.ModelInfo) -> None:
     """A chat or completion request for a model that cannot do it (an embedding model) never reaches its worker."""
     needed = modelinfo.NEEDS[payload.kind]
+    if info.n_ctx is None:
+        return  # nothing published of the model yet: its worker checks
     if needed not in info.capabilities:
+        article = "an" if info.kind[:1] in "aeiou" else "a"
         raise InvalidRequest(
-            f"The model `{payload.model}` is an {info.kind} model: it does not serve {needed} "
+            f"The model `{payload.model}` is {article} {info.kind} model: it does not serve {needed} "
             f"(it serves {', '.join(info.capabilities)}).",
             param="model",
             code="model_not_supported",
@@ -113,7 +116,20 @@ def check_fits(payload: JobPayload, info: modelinfo.ModelInfo) -> None:
     The worker makes the exact check with the real tokenizer; this one catches the clear cases early.
     """
     if info.n_ctx is None or info.max_token_bytes is None:
-        return
+        return  # nothing known of the model yet: the worker checks
     n_ctx, longest = info.n_ctx, max(1, info.max_token_bytes)
+    if payload.kind == embedding_rules.EMBEDDING:
+        _check_embedding(payload, n_ctx, longest, info)
+        return
     texts = [m.content for m in payload.messages] if payload.messages else [payload.prompt or ""]
     check_context(payload, n_ctx, -(-sum(len(text.encode()) for text in texts) // longest), exact=False)
+
+
+def _check_embedding(payload: JobPayload, n_ctx: int, longest: int, info: modelinfo.ModelInfo) -> None:
+    if info.dimensions is not None:
+        embedding_rules.check_dimensions(payload, info.dimensions)
+    if info.n_vocab is not None:
+        embedding_rules.check_tokens(payload, info.n_vocab)
+    inputs = payload.input or []
+    lengths = [len(each) if isinstance(each, list) else -(-len(each.encode()) // longest) for each in inputs]
+    embedding_rules.check_lengths(payload, n_ctx, lengths, exact=bool(inputs) and isinstance(inputs[0], list))

@@ -20,7 +20,7 @@ from api.middleware.request_log import RequestLog
 from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
-from api.routes import batches, files, generate, health, jobs, metrics, models, responses
+from api.routes import batches, embeddings, files, generate, health, jobs, metrics, models, responses
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.add_middleware(DrainStreams, drain=app.state.drain)
     app.add_middleware(RequestLog, metrics=app.state.http_metrics)  # outermost: times and logs everything
     app.include_router(generate.router)
+    app.include_router(embeddings.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(responses.router)

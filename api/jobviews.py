@@ -69,7 +69,7 @@ async def job_object(redis: Redis, job_id: str, owner: str) -> dict[str, Any]:
 
 
 def _endpoint(kind: str | None) -> str:
-    return "/v1/chat/completions" if kind == "chat" else "/v1/completions"
+    return {"chat": "/v1/chat/completions", "embedding": "/v1/embeddings"}.get(kind or "", "/v1/completions")
 
 
 def _int(value: str | None) -> int | None:

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from api.errors import from_errors
 from shared import names
+from shared.embedding_schema import EmbeddingRequest
 from shared.errors import InvalidRequest
 from shared.payload import ChatMessage, JobPayload, Params, Tools, new_job_id
 from shared.schemas import ChatCompletionRequest, CompletionRequest
@@ -84,6 +85,19 @@ def completion_payload(body: CompletionRequest, settings: Settings, lane: str = 
     return _payload("completion", body, settings, lane, prompt=body.prompt_text())
 
 
+def embedding_payload(body: EmbeddingRequest, settings: Settings, lane: str = names.INTERACTIVE) -> JobPayload:
+    return JobPayload(
+        id=new_job_id(),
+        kind="embedding",
+        model=body.model,
+        lane=lane,
+        created=int(time.time()),
+        input=body.inputs(),
+        encoding_format=body.encoding_format or "float",
+        dimensions=body.dimensions,
+    )
+
+
 def _payload(
     kind: Literal["chat", "completion"],
     body: ChatCompletionRequest | CompletionRequest,
@@ -98,13 +112,22 @@ def _payload(
     )
 
 
+_REQUESTS: dict[str, type[ChatCompletionRequest | CompletionRequest | EmbeddingRequest]] = {
+    "/v1/chat/completions": ChatCompletionRequest,
+    "/v1/completions": CompletionRequest,
+    "/v1/embeddings": EmbeddingRequest,
+}
+
+
 def payload_for(endpoint: str, body: dict[str, Any], settings: Settings, lane: str, prefix: str) -> JobPayload:
     """Validate `body` exactly as `endpoint` would, for background and batch work (never streamed)."""
-    model = ChatCompletionRequest if endpoint == "/v1/chat/completions" else CompletionRequest
+    model = _REQUESTS[endpoint]
     try:
         request = model.model_validate(body)
     except ValidationError as exc:
         raise from_errors(list(exc.errors()), body, prefix) from None
+    if isinstance(request, EmbeddingRequest):
+        return embedding_payload(request, settings, lane)
     if request.stream:
         raise InvalidRequest(
             "Background and batch requests are not streamed; follow GET /v1/jobs/{id}/events instead.",

@@ -55,6 +55,10 @@ class Responder:
         writer = functools.partial(ChunkWriter, include_usage=include_usage)
         return await self.serve(payload, owner, bool(body.stream), writer, _completion, idempotency or "")
 
+    async def answer_once(self, payload: JobPayload, owner: str, idempotency: str | None) -> Any:
+        """Serve a request whose answer is one object (embeddings): admit, wait for the job's result."""
+        return await self.serve(payload, owner, False, _no_stream, _completion, idempotency or "")
+
     async def serve(
         self,
         payload: JobPayload,
@@ -169,6 +173,10 @@ class Responder:
 
 def _completion(done: events.Done) -> dict[str, Any]:
     return done.response
+
+
+def _no_stream(payload: JobPayload) -> Writer:
+    raise AssertionError("an answer in one object is never streamed")
 
 
 def _job_error(event: events.Failed) -> JobFailed:

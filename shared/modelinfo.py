@@ -18,10 +18,10 @@ CHAT, EMBEDDING = "chat", "embedding"
 # What clients may ask a model of each kind for, as /v1/models lists it.
 CAPABILITIES = {CHAT: ("chat", "completions"), EMBEDDING: ("embeddings",)}
 # The capability a job of each payload kind needs of its model.
-NEEDS = {"chat": "chat", "completion": "completions"}
+NEEDS = {"chat": "chat", "completion": "completions", "embedding": "embeddings"}
 # Settings a worker publishes as its model's limits when its own environment sets them.
 LIMITS = ("max_queue_depth", "max_batch_queue_depth")
-FIELDS = ("kind", "n_ctx", "max_token_bytes", *LIMITS)
+FIELDS = ("kind", "n_ctx", "max_token_bytes", *LIMITS, "dimensions", "n_vocab")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ModelInfo:
     max_token_bytes: int | None = None
     max_queue_depth: int | None = None
     max_batch_queue_depth: int | None = None
+    dimensions: int | None = None  # an embedding model's vector size
+    n_vocab: int | None = None  # an embedding model's vocabulary: token-id inputs must be below it
 
     @property
     def capabilities(self) -> list[str]:

@@ -82,14 +82,14 @@ def _workers(name: str, value: str) -> int:
 
 def _check_values(name: str, options: dict[str, str]) -> None:
     """Each value as the worker's own settings would read it, so a bad one stops `up` before anything starts."""
+    if "embedding" in options and options["embedding"].lower() not in ("true", "false", "1", "0"):
+        raise SpecError(f"model spec {name!r}: embedding={options['embedding']!r} must be true or false")
     known = {key: value for key, value in options.items() if key in Settings.model_fields}
     try:
         Settings.model_validate(known)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SpecError(f"model spec {name!r}: {first['loc'][0]}: {first['msg']}") from None
-    if "embedding" in options and options["embedding"].lower() not in ("true", "false", "1", "0"):
-        raise SpecError(f"model spec {name!r}: embedding={options['embedding']!r} must be true or false")
 
 
 def parse(texts: list[str]) -> list[ModelSpec]:

@@ -153,3 +153,13 @@ def _chunk(
     if with_usage_field:
         chunk["usage"] = usage_
     return chunk
+
+
+def embedding_list(model: str, embeddings: list[list[float]] | list[str], prompt_tokens: int) -> dict[str, Any]:
+    """OpenAI's `CreateEmbeddingResponse`: each embedding a list of floats or base64 of little-endian float32."""
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": index, "embedding": each} for index, each in enumerate(embeddings)],
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }

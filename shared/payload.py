@@ -47,14 +47,18 @@ class Tools(BaseModel):
 
 class JobPayload(BaseModel):
     id: str
-    kind: Literal["chat", "completion"]
+    kind: Literal["chat", "completion", "embedding"]
     model: str
     lane: str
     created: int
     messages: list[ChatMessage] | None = None
     prompt: str | None = None
-    params: Params
+    params: Params = Field(default_factory=Params)
     tools: Tools | None = None  # None: no tools, or tool_choice "none"
+    # An embedding job's inputs: texts, or token ids of the model's own vocabulary; its answer's format and size.
+    input: list[str] | list[list[int]] | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
     # The HTTP request that submitted the job, so the worker's job log line can name it.
     request_id: str | None = None
 

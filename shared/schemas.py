@@ -260,7 +260,7 @@ class CompletionRequest(SamplingFields):
 class JobCreate(Strict):
     """POST /v1/jobs: a request to run in the background, polled by id."""
 
-    endpoint: Literal["/v1/chat/completions", "/v1/completions"]
+    endpoint: Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
     body: dict[str, Any]
     metadata: dict[str, str] | None = Field(None, max_length=16)
 
@@ -269,6 +269,6 @@ class BatchCreate(Strict):
     """POST /v1/batches, as OpenAI defines it."""
 
     input_file_id: str = Field(min_length=1, max_length=128)
-    endpoint: Literal["/v1/chat/completions", "/v1/completions"]
+    endpoint: Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
     completion_window: str = Field(pattern=r"^[1-9][0-9]{0,5}[smh]$")
     metadata: dict[str, str] | None = Field(None, max_length=16)

@@ -4,10 +4,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_EMBEDDING_MODEL_NAME = "all-MiniLM-L6-v2"
 
 
 class Settings(BaseSettings):
@@ -18,7 +19,21 @@ class Settings(BaseSettings):
         description="Redis URL (redis://, rediss://, unix://). Unset: `llamaq up` starts an embedded Redis.",
     )
     model_path: Path | None = Field(None, description="GGUF file the worker loads; unset: the bundled SmolLM2.")
-    model_name: str = Field(DEFAULT_MODEL_NAME, description="Model id clients send and the worker serves.")
+    model_name: str = Field(
+        DEFAULT_MODEL_NAME,
+        description="Model id clients send and the worker serves. Unset with LLAMAQ_EMBEDDING=true: "
+        "`all-MiniLM-L6-v2` (the bundled embedding model), or the file name of LLAMAQ_MODEL_PATH without `.gguf`.",
+    )
+    embedding: bool = Field(
+        False,
+        description="The worker serves /v1/embeddings for its model (LLAMAQ_MODEL_PATH an embedding GGUF; unset: "
+        "the bundled all-MiniLM-L6-v2, converted once to GGUF and cached).",
+    )
+    pooling: Literal["auto", "mean", "cls", "last"] = Field(
+        "auto",
+        description="How an embedding worker makes one vector of a text's token vectors: `auto` (as the GGUF says), "
+        "`mean`, `cls` (the first token) or `last` (the last token, for decoder models).",
+    )
     models: str = Field(
         "",
         description="Models `llamaq up` serves, `;`-separated specs `NAME=PATH[,OPTION=VALUE...]` (PATH a GGUF or "
@@ -81,6 +96,12 @@ class Settings(BaseSettings):
     log_json: bool = Field(False, description="Write logs as JSON lines.")
     log_level: str = Field("INFO", description="Logging level.")
     ready_file: Path | None = Field(None, description="File the worker touches once its model is warm.")
+
+    @model_validator(mode="after")
+    def _embedding_model_name(self) -> "Settings":
+        if self.embedding and "model_name" not in self.model_fields_set:
+            self.model_name = DEFAULT_EMBEDDING_MODEL_NAME if self.model_path is None else self.model_path.stem
+        return self
 
     @field_validator("api_keys", "dashboard_keys", mode="before")
     @classmethod

@@ -112,15 +112,19 @@ def line(custom_id: str, body: dict[str, Any] | None = None, url: str = "/v1/cha
 
 @contextlib.asynccontextmanager
 async def async_app(
-    llama: FakeLlama | None = None, *, workers: int | None = None, **overrides: Any
+    llama: FakeLlama | None = None, *, workers: int | None = None, engine: Any = None, **overrides: Any
 ) -> AsyncIterator[AsyncApp]:
-    """The app behind httpx and the official async client; `workers`: served at once (None: MODEL unknown)."""
+    """The app behind httpx and the official async client; `workers`: served at once (None: MODEL unknown).
+
+    The real RQ worker runs on a thread with `engine` (a scheduler), or with the fake chat engine over `llama`.
+    """
     settings = make_settings(**overrides)
     server = fakeredis.FakeServer()
     sync = sync_redis(server)
     redis = async_redis(server)
     app = create_app(settings, redis)
-    running = ThreadWorker(make_context(sync, make_engine(llama), settings)) if llama else contextlib.nullcontext()
+    engine = engine or (make_engine(llama) if llama else None)
+    running = ThreadWorker(make_context(sync, engine, settings)) if engine else contextlib.nullcontext()
     with running:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 from shared.logs import configure_logging
 from shared.settings import Settings
 from worker.context import WorkerContext
+from worker.embed_model import load_embed_scheduler
+from worker.embed_scheduler import EmbedScheduler
 from worker.memory import hand_back_freed_memory
 from worker.model import load_scheduler
 from worker.presence import Presence
@@ -31,13 +33,16 @@ def main(settings: Settings) -> None:
         raise SystemExit("LLAMAQ_REDIS_URL is not set (llamaq up sets it for you)")
     redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
     hand_back_freed_memory()
-    scheduler = load_scheduler(settings)
+    scheduler = load_embed_scheduler(settings) if settings.embedding else load_scheduler(settings)
     context = WorkerContext(settings, redis, scheduler, Scripts(redis), _worker_name())
     presence = Presence(context)
     presence.start()
     if settings.ready_file:
         settings.ready_file.touch()
-    logger.info("worker ready", extra={"worker": context.name, "model": settings.model_name, "slots": settings.slots})
+    logger.info(
+        "worker ready",
+        extra={"worker": context.name, "model": settings.model_name, "slots": settings.slots, "kind": scheduler.kind},
+    )
     try:
         serve(settings, redis, context, scheduler)
     finally:
@@ -47,7 +52,7 @@ def main(settings: Settings) -> None:
             settings.ready_file.unlink(missing_ok=True)
 
 
-def serve(settings: Settings, redis: Redis, context: WorkerContext, scheduler: SlotScheduler) -> None:
+def serve(settings: Settings, redis: Redis, context: WorkerContext, scheduler: SlotScheduler | EmbedScheduler) -> None:
     """Run one RQ loop a slot and, on this thread, the engine, until a signal asks to stop and the jobs in hand end.
 
     The first SIGTERM or SIGINT is a warm stop (no new job; the running ones finish), a second one a cold stop.

@@ -84,9 +84,9 @@ class Presence:
         """The model's facts and the queue limits this worker's environment sets (shared/modelinfo.py)."""
         key = names.model_info_key(self._ctx.settings.model_name)
         limits, withdrawn = modelinfo.published_limits(self._ctx.settings)
-        info: dict[str, int] = dict(limits)
+        info: dict[str, int | str] = dict(limits)
         if self._ctx.engine.max_token_bytes:
-            info.update(n_ctx=self._ctx.engine.n_ctx, max_token_bytes=self._ctx.engine.max_token_bytes)
+            info.update(self._ctx.engine.model_info())  # kind, sizes; an embedding model's dimensions
         if info:
             pipe.hset(key, mapping=info)
         if withdrawn:

@@ -12,21 +12,17 @@ import codecs
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from shared.errors import LlamaqError, Unavailable
 from shared.payload import JobPayload, Params
 from worker.engine import Engine, Prepared, Progress, StopMatcher
+from worker.inbox import EngineInbox
 from worker.slots import Sequence, SlotEngine, SlotRequest, TokenOut
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-# How long an idle engine thread waits for work before it looks at its stop flag again.
-IDLE_POLL_SECONDS = 0.2
 
 
 class _End:
@@ -79,21 +75,26 @@ class _Stream:
 class SlotScheduler:
     """What job threads call (`prepare`, `generate`) and what the engine thread runs (`run`)."""
 
+    kind = "chat"
+
     def __init__(self, engine: Engine, slots: SlotEngine, wait_seconds: float) -> None:
         self.engine = engine
         self.slots = slots
         self.max_token_bytes = engine.max_token_bytes
         self.n_ctx = slots.per_slot_ctx
-        self._wait = wait_seconds  # the longest a job thread waits for the engine thread at one time
-        self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._inbox = EngineInbox(wait_seconds)
         self._waiting: list[_Stream] = []  # prepared, not yet in a slot
         self._active: dict[Sequence, tuple[_Stream, _Choice]] = {}
+
+    def model_info(self) -> dict[str, str | int]:
+        """What the worker's heartbeat writes to the model's info hash."""
+        return {"kind": self.kind, "n_ctx": self.n_ctx, "max_token_bytes": self.max_token_bytes}
 
     # -- job threads -----------------------------------------------------------------------------------------
 
     def prepare(self, job: JobPayload) -> Prepared:
         """The job's prompt tokens, stops and budget, computed on the engine thread (tokenizing is llama.cpp's)."""
-        return self._call(lambda: self.engine.prepare(job))
+        return self._inbox.call(lambda: self.engine.prepare(job))
 
     def generate(self, prepared: Prepared, params: Params, *progress: Progress) -> Iterator[Piece]:
         """Yield the job's text pieces as the engine thread produces them; closing it ends the sequences.
@@ -108,7 +109,7 @@ class SlotScheduler:
         try:
             while True:
                 try:
-                    item = stream.out.get(timeout=self._wait)
+                    item = stream.out.get(timeout=self._inbox.wait)
                 except queue.Empty:
                     raise Unavailable("The worker's engine stopped answering.") from None
                 if isinstance(item, _End):
@@ -123,27 +124,12 @@ class SlotScheduler:
         """Free the slot engine (on the engine thread, once it has stopped running)."""
         self.slots.close()
 
-    def _call(self, work: Callable[[], T]) -> T:
-        done: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                done.set_result(work())
-            except BaseException as exc:
-                done.set_exception(exc)
-
-        self._inbox.put(run)
-        try:
-            return done.result(timeout=self._wait)
-        except TimeoutError:
-            raise Unavailable("The worker's engine stopped answering.") from None
-
     # -- the engine thread -----------------------------------------------------------------------------------
 
     def run(self, stopping: threading.Event) -> None:
         """Serve until `stopping` is set and no job is left in a slot or waiting for one."""
         while not (stopping.is_set() and not self._active and not self._waiting):
-            self._take_requests(block=not self._active and not self._waiting)
+            self._inbox.drain(block=not self._active and not self._waiting)
             self._admit()
             if self._active:
                 try:
@@ -154,18 +140,6 @@ class SlotScheduler:
                     continue
                 for out in outs:
                     self._route(out)
-
-    def _take_requests(self, block: bool) -> None:
-        try:
-            work = self._inbox.get(timeout=IDLE_POLL_SECONDS) if block else self._inbox.get_nowait()
-        except queue.Empty:
-            return
-        while True:
-            work()
-            try:
-                work = self._inbox.get_nowait()
-            except queue.Empty:
-                return
 
     def _admit(self) -> None:
         while self._waiting and self.slots.free_slots() >= len(self._waiting[0].choices):

@@ -9,7 +9,7 @@ from redis import Redis
 
 from shared import events, names
 from shared.emission import emission
-from shared.errors import LlamaqError
+from shared.errors import Cancelled, LlamaqError
 from shared.scripts import CLAIM, EMIT, NOT_CLAIMED, EmitOutcome
 from shared.settings import Settings
 from shared.states import Status
@@ -54,6 +54,13 @@ class EventSink:
 
     def started(self, worker: str, prompt_tokens: int) -> bool:
         return self._emit(events.Started(worker, prompt_tokens, self.attempt))
+
+    def begin(self, worker: str, prompt_tokens: int) -> bool:
+        """Emit `started`; a job cancelled before it began ends here with its cancelled event (True)."""
+        if not self.started(worker, prompt_tokens):
+            return False
+        self.error(Cancelled("The job was cancelled."), Status.CANCELLED)
+        return True
 
     def token(
         self,

@@ -4,11 +4,12 @@ import logging
 import time
 from typing import Any
 
-from shared import jobmetrics, names, objects
+from shared import embedding_rules, jobmetrics, names, objects
 from shared.errors import Cancelled, LlamaqError, Timeout
 from shared.payload import JobPayload, response_id
 from shared.states import Status
 from worker.context import WorkerContext
+from worker.embed_task import embed_job
 from worker.engine import Progress
 from worker.metrics import JobClock
 from worker.runner import enqueued_at
@@ -29,7 +30,7 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     clock = JobClock(enqueued_at())
     try:
-        outcome = _generate(ctx, job, sink, clock)
+        outcome = _serve(ctx, job, sink, clock)
     except Refused:
         outcome = "superseded"
     except BaseException as exc:
@@ -57,6 +58,15 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
     return {"job": job.id, "outcome": outcome, "seconds": duration}
 
 
+def _serve(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock) -> str:
+    try:  # the API refuses these first; a job queued before the model changed kind ends here
+        embedding_rules.check_kind(job, ctx.engine.kind)
+    except LlamaqError as exc:
+        sink.error(exc)
+        return "rejected"
+    return (embed_job if job.kind == embedding_rules.EMBEDDING else _generate)(ctx, job, sink, clock)
+
+
 def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobClock) -> str:
     try:
         prepared = ctx.engine.prepare(job)
@@ -66,8 +76,7 @@ def _generate(ctx: WorkerContext, job: JobPayload, sink: EventSink, clock: JobCl
     choices = [Progress(prompt_tokens=len(prepared.tokens)) for _ in range(job.params.n)]
     calls = [ToolCallParser(prepared.functions) for _ in choices] if prepared.functions else None
     clock.prompt_tokens = len(prepared.tokens)
-    if sink.started(ctx.name, clock.prompt_tokens):
-        sink.error(Cancelled("The job was cancelled."), Status.CANCELLED)
+    if sink.begin(ctx.name, clock.prompt_tokens):
         return "cancelled"
     deadline = time.monotonic() + ctx.settings.job_timeout
     # What this thread has published of each choice: a partial response is that, not what the engine did since.

@@ -12,11 +12,11 @@ from shared.schemas import ChatCompletionRequest, CompletionRequest
 router = APIRouter(prefix="/v1", tags=["generation"])
 
 
-def _responder(request: Request, settings: SettingsDep, relay: RelayDep, admission: AdmissionDep) -> Responder:
+def responder(request: Request, settings: SettingsDep, relay: RelayDep, admission: AdmissionDep) -> Responder:
     return Responder(request, relay, admission, settings)
 
 
-ResponderDep = Annotated[Responder, Depends(_responder)]
+ResponderDep = Annotated[Responder, Depends(responder)]
 IdempotencyKey = Annotated[str | None, Header(max_length=256)]
 
 

@@ -10,6 +10,7 @@ from tests.fakes import MODEL
 from tests.harness import AsyncApp, async_app, drain
 
 CHAT_PATH, COMPLETIONS_PATH, JOBS_PATH = "/v1/chat/completions", "/v1/completions", "/v1/jobs"
+EMBEDDINGS_PATH = "/v1/embeddings"
 USER = {"role": "user", "content": "hi"}
 CHAT: dict[str, Any] = {"model": MODEL, "messages": [USER]}
 N_CTX, MAX_TOKENS_CAP, MAX_MESSAGES, MAX_BODY = 512, 256, 8, 300_000
@@ -32,6 +33,12 @@ def chat(**fields: Any) -> dict[str, Any]:
 
 def job(**body: Any) -> dict[str, Any]:
     return {"endpoint": CHAT_PATH, "body": chat(**body)}
+
+
+def embed(input: Any = "hi", **fields: Any) -> Case:
+    """An embeddings request whose `param` is `input` unless a field is named."""
+    param = next(iter(fields), "input")
+    return Case({"model": MODEL, "input": input, **fields}, path=EMBEDDINGS_PATH, param=param)
 
 
 def raw(text: str) -> bytes:
@@ -105,7 +112,29 @@ CASES: dict[str, Case] = {
     "completion: two prompts": Case({"model": MODEL, "prompt": ["a", "b"]}, path=COMPLETIONS_PATH, param="prompt"),
     "completion: prompt is a number": Case({"model": MODEL, "prompt": 7}, path=COMPLETIONS_PATH, param="prompt"),
     "completion: echo": Case({"model": MODEL, "prompt": "a", "echo": True}, path=COMPLETIONS_PATH, param="echo"),
-    "job: unknown endpoint": Case({"endpoint": "/v1/embeddings", "body": CHAT}, path=JOBS_PATH, param="endpoint"),
+    "job: unknown endpoint": Case({"endpoint": "/v1/responses", "body": CHAT}, path=JOBS_PATH, param="endpoint"),
+    "embeddings: no input": Case({"model": MODEL}, path=EMBEDDINGS_PATH, param="input"),
+    "embeddings: empty string": embed(""),
+    "embeddings: empty list": embed([]),
+    "embeddings: an empty string in the list": embed(["a", ""]),
+    "embeddings: more than 2048 inputs": embed(["a"] * 2049),
+    "embeddings: strings and token ids mixed": embed(["a", 1]),
+    "embeddings: negative token id": embed([5, -1]),
+    "embeddings: a bool as token id": embed([True]),
+    "embeddings: an empty token array": embed([[1], []]),
+    "embeddings: input is an object": embed({"text": "a"}),
+    "embeddings: unknown encoding_format": embed(encoding_format="hex"),
+    "embeddings: dimensions zero": embed(dimensions=0),
+    "embeddings: unknown field": embed(truncate=True),
+    "embeddings: to a chat model": Case(
+        {"model": MODEL, "input": "hi"}, path=EMBEDDINGS_PATH, param="model", code="model_not_supported"
+    ),
+    "job: embeddings to a chat model": Case(
+        {"endpoint": EMBEDDINGS_PATH, "body": {"model": MODEL, "input": "hi"}}, path=JOBS_PATH, param="body.model"
+    ),
+    "job: bad embeddings input": Case(
+        {"endpoint": EMBEDDINGS_PATH, "body": {"model": MODEL, "input": []}}, path=JOBS_PATH, param="body.input"
+    ),
     "job: body is a list": Case({"endpoint": CHAT_PATH, "body": [CHAT]}, path=JOBS_PATH, param="body"),
     "job: streamed": Case(job(stream=True), path=JOBS_PATH, param="body.stream"),
     "job: bad max_tokens": Case(job(max_tokens=0), path=JOBS_PATH, param="body.max_tokens"),

@@ -82,7 +82,7 @@ def test_streaming_is_refused_for_background_work(jobs: SyncApp) -> None:
 
 def test_unknown_model_and_endpoint_are_refused(jobs: SyncApp) -> None:
     unknown = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": {**CHAT, "model": "nope"}})
-    endpoint = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/embeddings", "body": CHAT})
+    endpoint = jobs.http.post("/v1/jobs", json={"endpoint": "/v1/responses", "body": CHAT})
 
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
     assert endpoint.status_code == 400 and endpoint.json()["error"]["param"] == "endpoint"

@@ -16,6 +16,7 @@ def test_limits_set_on_the_worker_are_published_and_withdrawn_when_unset() -> No
     engine = make_engine(max_token_bytes=8)
     Presence(make_context(redis, engine, make_settings(max_queue_depth=3, max_batch_queue_depth=30))).beat()
     assert _info(redis) == {
+        b"kind": b"chat",
         b"n_ctx": str(engine.n_ctx).encode(),
         b"max_token_bytes": b"8",
         b"max_queue_depth": b"3",

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -24,7 +23,6 @@ from tests.fakes import (
     make_context,
     make_engine,
     make_settings,
-    register_worker,
     run_burst,
 )
 from tests.spec import assert_conforms
@@ -32,19 +30,6 @@ from worker.context import WorkerContext
 from worker.task import run
 
 SECRET = "my very private prompt"
-
-
-@pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def redis(server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
-    client = fakeredis.FakeRedis(server=server)
-    register_worker(client)
-    yield client
-    client.close()
 
 
 def context(redis: fakeredis.FakeRedis, llama: FakeLlama) -> WorkerContext:
