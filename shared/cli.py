@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from shared.redis_server import RedisServer
 from shared.settings import Settings, get_settings
 from shared.supervisor import Child
@@ -156,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmarks: raw llama.cpp vs llamaq vs llama-cpp-python's server")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = f"LLAMAQ_{'_'.join(str(part) for part in error['loc']).upper()}: " if error["loc"] else ""
+            print(f"llamaq: invalid setting: {where}{error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
     if args.command == "up":
         return up(settings, args.workers)
     if args.command == "api":

@@ -6,10 +6,11 @@ names and states, the codes they return) comes from the enums and helpers it is 
 
 from enum import IntEnum
 
-from shared import rqcontract
+from shared import names, rqcontract
 from shared.events import STREAM_EVENT, STREAM_SEQ, Kind
 from shared.rqcontract import JobStatus
 from shared.states import BatchStatus, Status
+from shared.webhooks import LUA_ANNOUNCE, EventType
 
 
 class AdmitOutcome(IntEnum):
@@ -45,20 +46,27 @@ redis.call('PUBLISH', {channel}, seq .. '|' .. {event})"""
 
 
 # Finish a batch whose lines have all ended: `settle(batch key, now)` returns 1 when it finished it.
-_SETTLE = f"""
+# The batch's webhook event is announced in the same step (the batch id is the key after its prefix).
+_SETTLE = (
+    LUA_ANNOUNCE
+    + f"""
 local function settle(bkey, now)
-  local b = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'status')
+  local b = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'status', 'owner')
   if not b[1] or tonumber(b[2] or '0') + tonumber(b[3] or '0') < tonumber(b[1]) then return 0 end
+  local batch_id = string.sub(bkey, {len(names.batch_key("")) + 1})
   if b[4] == '{BatchStatus.IN_PROGRESS}' then
     redis.call('HSET', bkey, 'status', '{BatchStatus.COMPLETED}', 'finalizing_at', now, 'completed_at', now)
+    announce('{EventType.BATCH_COMPLETED}', batch_id, b[5], now)
     return 1
   elseif b[4] == '{BatchStatus.CANCELLING}' then
     redis.call('HSET', bkey, 'status', '{BatchStatus.CANCELLED}', 'cancelled_at', now)
+    announce('{EventType.BATCH_CANCELLED}', batch_id, b[5], now)
     return 1
   end
   return 0
 end
 """
+)
 
 # Admission and enqueue in one step, so concurrent requests cannot overfill a queue.
 # KEYS: llamaq job hash, then RQ's: queue list, job hash, set of queues (api/rqrecords.admit_keys)
@@ -195,12 +203,17 @@ return settle(KEYS[1], ARGV[1])
 """
 )
 
-# Set fields of a hash only while its `status` is the expected one. KEYS: hash. ARGV: status, pairs...
-# Returns 1 when set.
-SET_IF_STATUS = """
+# Set fields of a hash only while its `status` is the expected one, and announce the webhook event the
+# change makes (a batch that failed validation or expired), in the same step.
+# KEYS: hash. ARGV: status, event type or '', object id, now, pairs... Returns 1 when set.
+SET_IF_STATUS = (
+    LUA_ANNOUNCE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 local fields = {}
-for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[2] ~= '' then announce(ARGV[2], ARGV[3], redis.call('HGET', KEYS[1], 'owner'), ARGV[4]) end
 return 1
 """
+)
