@@ -1,6 +1,8 @@
 """Webhooks from a real stack to local receivers, checked with the official client's `webhooks.unwrap`."""
 
 import base64
+import contextlib
+import io
 import signal
 from typing import Any
 
@@ -12,6 +14,7 @@ from openai.types.webhooks import BatchCompletedWebhookEvent
 from redis import Redis
 
 from shared import names
+from tests.integration.test_readme_examples import DEFAULT_BASE, example
 from tests.probes import wait_for
 from tests.receiver import Received, receiving
 from tests.stack import MODEL, Stack, free_port, running_stack, wait_http
@@ -49,6 +52,18 @@ def _dead_letters(stack: Stack, count: int) -> list[dict[str, Any]]:
     return wait_for(enough, f"{count} dead letter(s)", 60, 0.1)
 
 
+def _readme_handler(stack: Stack, got: Received) -> str:
+    """What the README's receiver prints for `got`."""
+    code = example("webhook").replace(DEFAULT_BASE, f"{stack.base_url}/v1").replace('"whsec_..."', repr(SECRET))
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README:webhook", "exec"), namespace)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        namespace["on_webhook"](got.body, got.headers)
+    namespace["client"].close()
+    return printed.getvalue()
+
+
 def _flaky(got: list[Received]) -> int:
     return 500 if len(got) <= 2 else 200
 
@@ -76,6 +91,8 @@ def test_batch_completed_is_signed_retried_never_redirected_and_dead_lettered(
             }  # fmt: skip
             with pytest.raises(openai.InvalidWebhookSignatureError):
                 client.webhooks.unwrap(got.body.replace(b"completed", b"cancelled"), got.headers, secret=SECRET)
+
+            assert _readme_handler(stack, got) == f"{batch_id} completed\n"
 
             attempts = flaky.wait(3)
             assert {attempt.headers["webhook-id"] for attempt in attempts} == {event.id}

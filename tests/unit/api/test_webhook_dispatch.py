@@ -18,6 +18,7 @@ from shared import names
 from shared.keys import owner_of_key
 from shared.settings import Settings
 from shared.webhooks import EventType, announce
+from tests.harness import sync_app
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
 URLS = ["https://a.example/hook", "https://b.example/hook"]
@@ -153,3 +154,30 @@ async def test_owner_endpoints_get_that_owners_events_besides_the_deployments(re
     assert ("https://owner.example/hook", "batch_mine") in got
     assert [url for url, object_id in got if object_id == "batch_other"] == URLS
     assert len(got) == 5
+
+
+async def test_a_dead_letter_names_the_endpoint_without_its_query_and_the_lease_outlasts_an_attempt(
+    redis: Any,
+) -> None:
+    await _announce(redis)
+    dispatcher = _dispatcher(
+        redis, FakeSender("HTTP 500"), webhook_urls=["https://a.example/hook?token=s3cret"], webhook_max_attempts=1
+    )
+    assert dispatcher.lease == 2 * dispatcher.settings.webhook_timeout + 10
+    await dispatcher.tick()
+
+    (letter,) = await dead_letters(redis, None, 10)
+    assert letter["url"] == "https://a.example/hook" and "s3cret" not in orjson.dumps(letter).decode()
+
+
+def test_the_dead_letters_route_shows_each_key_its_own() -> None:
+    with sync_app(api_keys="key-1,key-2") as app:
+        for owner in (owner_of_key("key-1"), owner_of_key("key-2"), owner_of_key("key-1")):
+            app.redis.lpush(names.webhook_dead_key(), orjson.dumps({"event_id": "evt_x", "owner": owner}))
+        mine = app.http.get("/v1/webhooks/dead_letters", headers={"Authorization": "Bearer key-1"})
+        theirs = app.http.get("/v1/webhooks/dead_letters?limit=1", headers={"Authorization": "Bearer key-2"})
+        nobody = app.http.get("/v1/webhooks/dead_letters")
+
+    assert mine.json()["object"] == "list" and len(mine.json()["data"]) == 2
+    assert [letter["owner"] for letter in theirs.json()["data"]] == [owner_of_key("key-2")]
+    assert nobody.status_code == 401

@@ -5,8 +5,9 @@ import base64
 import pytest
 from pydantic import ValidationError
 
+from shared import cli
 from shared.keys import owner_of_key
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.webhook_config import key_endpoints
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
@@ -53,3 +54,17 @@ def test_good_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_no_webhooks_by_default() -> None:
     settings = _settings()
     assert settings.webhook_urls == [] and settings.webhook_secret is None and not settings.webhook_allow_private
+
+
+def test_llamaq_api_stops_at_start_up_naming_the_bad_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLAMAQ_WEBHOOK_URLS", "https://a.example/h")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["api"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.strip() == (
+        "llamaq: invalid setting: LLAMAQ_WEBHOOK_SECRET (whsec_...) is required when webhook endpoints are set"
+    )
