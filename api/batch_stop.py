@@ -52,6 +52,22 @@ async def set_if_status(redis: Redis, batch_id: str, expected: BatchStatus, even
     return bool(await redis.register_script(SET_IF_STATUS)(keys=[names.batch_key(batch_id)], args=args))
 
 
+async def request_cancel(redis: Redis, batch_id: str) -> bool:
+    """Move a running batch to `cancelling`; False when it already ended or is cancelling.
+
+    Set only from the state just read, so a batch that ended meanwhile keeps its end and its one event.
+    """
+    for _ in range(3):  # validating -> in_progress may happen between the read and the write
+        stored = await redis.hget(names.batch_key(batch_id), "status")
+        status = BatchStatus(stored.decode()) if stored else BatchStatus.COMPLETED
+        if status.ended or status is BatchStatus.CANCELLING:
+            return False
+        fields = {"status": BatchStatus.CANCELLING.value, "cancelling_at": int(time.time())}
+        if await set_if_status(redis, batch_id, status, "", fields):
+            return True
+    return False
+
+
 async def mark_expired(redis: Redis) -> list[str]:
     """Batches still running past their completion window, now marked `expired`; their lines are left to stop."""
     now, due = time.time(), []

@@ -12,6 +12,7 @@ import logging
 import random
 import secrets
 import time
+from urllib.parse import urlsplit
 
 import orjson
 from redis.asyncio import Redis
@@ -27,7 +28,9 @@ from shared.webhook_config import key_endpoints, secret_bytes
 
 logger = logging.getLogger(__name__)
 
-CLAIM_LIMIT = 32
+FAN_OUT_LIMIT = 32  # outbox entries a round takes
+IN_FLIGHT_LIMIT = 32  # attempts one API makes at once
+FLAG_REFRESH_SECONDS = 10.0
 
 
 def retry_delay(attempt: int, base: float, max_delay: float, rand: float) -> float:
@@ -54,36 +57,45 @@ class Dispatcher:
         key = secret_bytes(settings.webhook_secret) if settings.webhook_secret else b""
         self.sender = Sender(key, settings.webhook_allow_private, settings.webhook_timeout)
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._flag_until = 0.0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="llamaq-webhooks")
 
     async def stop(self) -> None:
+        """Attempts under way are dropped: their leases run out and an API sends them again."""
         await stop_task(self._task)
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self.sender.aclose()
 
     async def _loop(self) -> None:
         while True:
+            busy = False
             try:
-                busy = await self.tick()
+                busy = await self.tick(wait=False)
             except (RedisError, OSError):
                 logger.warning("webhook delivery paused: Redis unavailable")
-                busy = False
             except Exception:
                 logger.exception("webhook delivery failed")
-                busy = False
             await asyncio.sleep(0 if busy else self.interval)
 
-    async def tick(self) -> bool:
-        """Fan out what was announced and make one round of due attempts; True when there was work."""
-        ttl = int(self.settings.webhook_max_age) + 86_400
-        await self.redis.set(names.webhooks_enabled_key(), 1, ex=int(self.settings.webhook_max_age))
+    async def tick(self, wait: bool = True) -> bool:
+        """Fan out what was announced and start the due attempts (`wait`: until they end); True when busy."""
+        if time.monotonic() >= self._flag_until:
+            await self.redis.set(names.webhooks_enabled_key(), 1, ex=int(self.settings.webhook_max_age))
+            self._flag_until = time.monotonic() + FLAG_REFRESH_SECONDS
         fanned = 0
-        while fanned < CLAIM_LIMIT and (head := await self.store.head()) is not None:
-            await self._fan_out(head, ttl)
+        while fanned < FAN_OUT_LIMIT and (head := await self.store.head()) is not None:
+            await self._fan_out(head, int(self.settings.webhook_max_age) + 86_400)
             fanned += 1
-        claimed = await self.store.claim(time.time(), self.lease, CLAIM_LIMIT, secrets.token_hex(8))
-        await asyncio.gather(*(self._deliver(one) for one in claimed))
+        room = IN_FLIGHT_LIMIT - len(self._in_flight)
+        claimed = await self.store.claim(time.time(), self.lease, room, secrets.token_hex(8)) if room > 0 else []
+        started = [self._start(one) for one in claimed]
+        if wait:
+            await asyncio.gather(*started)
         return bool(fanned or claimed)
 
     async def _fan_out(self, head: bytes, ttl: int) -> None:
@@ -93,35 +105,54 @@ class Dispatcher:
         targets = {f"{event_id}.{index}": url for index, url in enumerate(dict.fromkeys(urls))}
         await self.store.fan_out(head, body, entry.get("owner", ""), ttl, targets)
 
+    def _start(self, claimed: Claimed) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._deliver(claimed), name="llamaq-webhook-attempt")
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return task
+
     async def _deliver(self, claimed: Claimed) -> None:
         event = orjson.loads(claimed.body)
         context = {"event_id": event["id"], "event_type": event["type"], "attempt": claimed.attempt}
         try:
             error = await self.sender.attempt(claimed.url, event["id"], claimed.body)
+            if error is None:
+                await self.store.finish(claimed, Outcome.DELIVERED)
+                logger.info("webhook delivered", extra=context)
+            elif (due := self._next_due(claimed.attempt, float(event["created_at"]))) is None:
+                logger.error("webhook given up: %s", error, extra=context)
+                await self._dead(claimed, event, error)
+            else:
+                logger.warning("webhook attempt failed: %s", error, extra=context)
+                await self.store.finish(claimed, Outcome.RETRIED, due=due, error=error)
         except Refused as refused:
             logger.error("webhook endpoint refused: %s", refused, extra=context)
             await self._dead(claimed, event, f"refused: {refused}")
-            return
-        if error is None:
-            await self.store.finish(claimed, Outcome.DELIVERED)
-            logger.info("webhook delivered", extra=context)
-            return
-        now = time.time()
-        due = now + retry_delay(
-            claimed.attempt, self.settings.webhook_retry_base, self.settings.webhook_retry_max_delay, random.random()
+        except (RedisError, OSError):
+            logger.warning("webhook attempt not recorded: Redis unavailable (sent again later)", extra=context)
+        except Exception:
+            logger.exception("webhook attempt failed", extra=context)
+
+    def _next_due(self, attempt: int, created_at: float) -> float | None:
+        """When to try again after failed attempt number `attempt`; None once out of attempts or time."""
+        settings = self.settings
+        due = time.time() + retry_delay(
+            attempt, settings.webhook_retry_base, settings.webhook_retry_max_delay, random.random()
         )
-        too_old = due - float(event["created_at"]) > self.settings.webhook_max_age
-        if claimed.attempt >= self.settings.webhook_max_attempts or too_old:
-            logger.error("webhook given up: %s", error, extra=context)
-            await self._dead(claimed, event, error)
-            return
-        logger.warning("webhook attempt failed: %s", error, extra=context)
-        await self.store.finish(claimed, Outcome.RETRIED, due=due, error=error)
+        if attempt >= settings.webhook_max_attempts or due - created_at > settings.webhook_max_age:
+            return None
+        return due
 
     async def _dead(self, claimed: Claimed, event: dict[str, object], error: str) -> None:
         entry = {
             "event_id": event["id"], "type": event["type"], "object_id": event["data"]["id"],  # type: ignore[index]
-            "url": claimed.url.split("?", 1)[0], "owner": claimed.owner, "attempts": claimed.attempt,
+            "url": origin(claimed.url), "owner": claimed.owner, "attempts": claimed.attempt,
             "created_at": event["created_at"], "failed_at": int(time.time()), "last_error": error,
         }  # fmt: skip
         await self.store.finish(claimed, Outcome.DEAD_LETTERED, error=error, dead=orjson.dumps(entry))
+
+
+def origin(url: str) -> str:
+    """An endpoint as dead letters show it: scheme, host and port (paths and queries may carry tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
