@@ -20,7 +20,14 @@ class Sender:
         self.key = key
         self.allow_private = allow_private
         self.seconds = seconds
-        self.client = httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(seconds), trust_env=False)
+        # No kept-alive connections: a pool is keyed by address, and two endpoints on one address must not share
+        # a TLS connection made (and its certificate checked) for the other one's name.
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=httpx.Timeout(seconds),
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()

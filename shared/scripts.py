@@ -10,7 +10,7 @@ from shared import names, rqcontract
 from shared.events import STREAM_EVENT, STREAM_SEQ, Kind
 from shared.rqcontract import JobStatus
 from shared.states import BatchStatus, Status
-from shared.webhooks import LUA_ANNOUNCE, EventType
+from shared.webhooks import LUA_ANNOUNCE, LUA_RESPONSE_EVENT, RESPONSE_ID_PREFIX, RESPONSES_ENDPOINT, EventType
 
 
 class AdmitOutcome(IntEnum):
@@ -99,13 +99,15 @@ return {{{AdmitOutcome.ADMITTED}, depth + 1}}
 # so a job has exactly one terminal event whoever (worker, reaper, canceller) writes first.
 # A terminal event of a batch line also writes its output/error line, counts it, and finishes the
 # batch when it was the last one — in the same atomic step, so no line is counted twice or lost.
-# A terminal event also counts the job's end state in the metrics hash (KEYS[5], when given).
+# A terminal event also counts the job's end state in the metrics hash (KEYS[5], when given), and the end of a
+# background response (a job enqueued for `/v1/responses`, not a batch line) announces its response.* webhook.
 # KEYS: llamaq job hash, events stream, live channel, cancel key, metrics hash
 # ARGV: event json, kind, attempt or '', terminal status or '', maxlen, ttl, now, expected status or '',
 #       batch line body json or '', job id, http status, batch key prefix
 # Returns an EmitOutcome: REFUSED, APPENDED, or CANCEL_REQUESTED (appended, and a cancel is asked for).
 EMIT = (
     _SETTLE
+    + LUA_RESPONSE_EVENT
     + f"""
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st or {_ENDED} then return {EmitOutcome.REFUSED} end
@@ -138,6 +140,9 @@ if ARGV[4] ~= '' then
     redis.call('HINCRBY', bkey, counter, 1)
     redis.call('HINCRBY', bkey, counter .. '_bytes', string.len(line) + 1)
     settle(bkey, ARGV[7])
+  elseif not batch and redis.call('HGET', KEYS[1], 'endpoint') == '{RESPONSES_ENDPOINT}' then
+    local owner = redis.call('HGET', KEYS[1], 'owner')
+    announce(response_event(ARGV[4], ARGV[9]), '{RESPONSE_ID_PREFIX}' .. string.sub(ARGV[10], 5), owner, ARGV[7])
   end
 end
 {_append_event("KEYS[2]", "KEYS[3]", "ARGV[1]", maxlen="ARGV[5]", ttl="ARGV[6]")}

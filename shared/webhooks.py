@@ -14,6 +14,7 @@ from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
 
 from shared import names
+from shared.states import Status
 
 OUTBOX_MAXLEN = 100_000
 
@@ -41,6 +42,23 @@ local function announce(kind, object_id, owner, now)
   redis.call('RPUSH', '{_OUTBOX}', entry)
   redis.call('LTRIM', '{_OUTBOX}', -{OUTBOX_MAXLEN}, -1)
   return 1
+end
+"""
+
+# A background response is a job enqueued with `endpoint` = RESPONSES_ENDPOINT; its id is the job's hex.
+RESPONSES_ENDPOINT = "/v1/responses"
+RESPONSE_ID_PREFIX = "resp_"
+
+# `response_event(terminal status, completion json or '')`: the response.* type a job's end makes; a
+# completion cut at its token budget (finish_reason `length`) is `incomplete`, as the Response object says.
+LUA_RESPONSE_EVENT = f"""
+local function response_event(status, body)
+  if status == '{Status.CANCELLED}' then return '{EventType.RESPONSE_CANCELLED}' end
+  if status ~= '{Status.COMPLETED}' then return '{EventType.RESPONSE_FAILED}' end
+  local ok, completion = pcall(cjson.decode, body)
+  local choice = ok and type(completion) == 'table' and type(completion.choices) == 'table' and completion.choices[1]
+  if type(choice) == 'table' and choice.finish_reason == 'length' then return '{EventType.RESPONSE_INCOMPLETE}' end
+  return '{EventType.RESPONSE_COMPLETED}'
 end
 """
 
