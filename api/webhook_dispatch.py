@@ -25,6 +25,7 @@ from api.webhook_store import Claimed, Outcome, Store
 from shared import names
 from shared.settings import Settings
 from shared.webhook_config import key_endpoints, secret_bytes
+from shared.webhooks import thin_event
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +38,6 @@ def retry_delay(attempt: int, base: float, max_delay: float, rand: float) -> flo
     """Seconds before the next attempt after `attempt` failed: doubling from `base`, capped, in [d/2, d]."""
     delay = min(max_delay, base * 2 ** min(attempt - 1, 62))
     return delay / 2 + rand * delay / 2
-
-
-def event_body(entry: dict[str, object]) -> tuple[str, bytes]:
-    """OpenAI's thin event for an outbox entry, and its id (the `webhook-id` of every attempt)."""
-    event_id = "evt_" + secrets.token_hex(16)
-    event = {"id": event_id, "object": "event", "created_at": entry["at"], "type": entry["type"]}
-    return event_id, orjson.dumps({**event, "data": {"id": entry["id"]}})
 
 
 class Dispatcher:
@@ -85,7 +79,7 @@ class Dispatcher:
     async def tick(self, wait: bool = True) -> bool:
         """Fan out what was announced and start the due attempts (`wait`: until they end); True when busy."""
         if time.monotonic() >= self._flag_until:
-            await self.redis.set(names.webhooks_enabled_key(), 1, ex=int(self.settings.webhook_max_age))
+            await self.redis.set(names.webhooks_enabled_key(), 1, ex=max(1, int(self.settings.webhook_max_age)))
             self._flag_until = time.monotonic() + FLAG_REFRESH_SECONDS
         fanned = 0
         while fanned < FAN_OUT_LIMIT and (head := await self.store.head()) is not None:
@@ -101,7 +95,7 @@ class Dispatcher:
     async def _fan_out(self, head: bytes, ttl: int) -> None:
         entry = orjson.loads(head)
         urls = [*self.settings.webhook_urls, *self.by_owner.get(entry.get("owner", ""), [])]
-        event_id, body = event_body(entry)
+        event_id, body = thin_event(entry)
         targets = {f"{event_id}.{index}": url for index, url in enumerate(dict.fromkeys(urls))}
         await self.store.fan_out(head, body, entry.get("owner", ""), ttl, targets)
 
@@ -113,7 +107,10 @@ class Dispatcher:
 
     async def _deliver(self, claimed: Claimed) -> None:
         event = orjson.loads(claimed.body)
-        context = {"event_id": event["id"], "event_type": event["type"], "attempt": claimed.attempt}
+        context = {
+            "event_id": event["id"], "event_type": event["type"], "object_id": event["data"]["id"],
+            "attempt": claimed.attempt,
+        }  # fmt: skip
         try:
             error = await self.sender.attempt(claimed.url, event["id"], claimed.body)
             if error is None:

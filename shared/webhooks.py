@@ -7,9 +7,11 @@ outbox is capped, so announcing costs nothing on a deployment without endpoints.
 out to its endpoints (`api/webhook_dispatch.py`).
 """
 
+import secrets
 import time
 from enum import StrEnum
 
+import orjson
 from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
 
@@ -71,3 +73,10 @@ def announce(
 ) -> None:
     """Queue the announcement on `pipe`: atomic with the pipeline's other commands when it is a transaction."""
     pipe.eval(ANNOUNCE, 0, str(type), object_id, owner, int(now if now is not None else time.time()))
+
+
+def thin_event(entry: dict[str, object]) -> tuple[str, bytes]:
+    """OpenAI's thin event for an outbox entry, and its new id (the `webhook-id` of every attempt)."""
+    event_id = "evt_" + secrets.token_hex(16)
+    event = {"id": event_id, "object": "event", "created_at": entry["at"], "type": entry["type"]}
+    return event_id, orjson.dumps({**event, "data": {"id": entry["id"]}})

@@ -79,6 +79,8 @@ async def test_each_event_goes_once_to_each_endpoint_with_one_event_id_however_m
     assert event["object"] == "event" and event["type"] == "batch.completed" and event["data"] == {"id": "batch_1"}
     assert await redis.zcard(names.webhook_schedule_key()) == 0
     assert int(await redis.hget(names.webhook_stats_key(), "delivered")) == 2
+    # Announcing stays on while an API delivers, and for the delivery max age after the last one stopped.
+    assert 259_000 < await redis.ttl(names.webhooks_enabled_key()) <= 259_200
 
 
 async def test_a_claim_is_leased_and_a_lapsed_lease_is_claimed_again(redis: Any) -> None:

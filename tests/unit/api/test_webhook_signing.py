@@ -10,15 +10,15 @@ import pytest
 from openai.types.webhooks import BatchCompletedWebhookEvent, ResponseCompletedWebhookEvent
 from pydantic import SecretStr
 
-from api.webhook_dispatch import event_body
 from api.webhook_signing import signed_headers
 from shared.webhook_config import secret_bytes
+from shared.webhooks import thin_event
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
 def _signed(kind: str, object_id: str) -> tuple[bytes, dict[str, str]]:
-    event_id, body = event_body({"type": kind, "id": object_id, "owner": "public", "at": int(time.time())})
+    event_id, body = thin_event({"type": kind, "id": object_id, "owner": "public", "at": int(time.time())})
     return body, signed_headers(secret_bytes(SecretStr(SECRET)), event_id, int(time.time()), body)
 
 
