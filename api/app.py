@@ -20,7 +20,8 @@ from api.middleware.request_log import RequestLog
 from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
-from api.routes import batches, files, generate, health, jobs, metrics, models, webhooks
+from api.routes import batches, files, generate, health, jobs, metrics, models
+from api.routes.webhooks import router as webhooks_router
 from api.webhook_dispatch import Dispatcher
 from shared.settings import Settings
 from shared.webhook_config import key_endpoints
@@ -95,6 +96,6 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(webhooks.router)
+    app.include_router(webhooks_router)
     mount_dashboard(app, settings)
     return app

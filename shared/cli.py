@@ -11,8 +11,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from shared.redis_server import RedisServer
 from shared.settings import Settings, get_settings
 from shared.supervisor import Child
@@ -139,17 +137,6 @@ def up(settings: Settings, workers: int | None = None) -> int:
         print("llamaq: stopped", flush=True)
 
 
-def _settings_or_report() -> Settings | None:
-    """The settings, or None after one line per bad setting (naming it) on stderr."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = f"LLAMAQ_{'_'.join(str(part) for part in error['loc']).upper()}: " if error["loc"] else ""
-            print(f"llamaq: invalid setting: {where}{error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:
@@ -169,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmarks: raw llama.cpp vs llamaq vs llama-cpp-python's server")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    settings = _settings_or_report()
-    if settings is None:
-        return 2
+    settings = get_settings()
     if args.command == "up":
         return up(settings, args.workers)
     if args.command == "api":

@@ -4,7 +4,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.webhook_config import check_webhooks
@@ -118,4 +119,13 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings a command starts with; bad ones end it with one line per setting, naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit("\n".join(_described(error) for error in exc.errors())) from None
+
+
+def _described(error: ErrorDetails) -> str:
+    where = f"LLAMAQ_{'_'.join(str(part) for part in error['loc']).upper()}: " if error["loc"] else ""
+    return f"llamaq: invalid setting: {where}{error['msg'].removeprefix('Value error, ')}"

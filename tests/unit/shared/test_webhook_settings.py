@@ -5,7 +5,6 @@ import base64
 import pytest
 from pydantic import ValidationError
 
-from shared import cli
 from shared.keys import owner_of_key
 from shared.settings import Settings, get_settings
 from shared.webhook_config import key_endpoints
@@ -56,15 +55,27 @@ def test_no_webhooks_by_default() -> None:
     assert settings.webhook_urls == [] and settings.webhook_secret is None and not settings.webhook_allow_private
 
 
-def test_llamaq_api_stops_at_start_up_naming_the_bad_setting(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_llamaq_stops_at_start_up_naming_the_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLAMAQ_N_CTX", "3")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert str(stopped.value).splitlines() == [
+        "llamaq: invalid setting: LLAMAQ_N_CTX: Input should be greater than or equal to 64",
+    ]
+
+
+def test_a_cross_setting_error_is_one_line_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMAQ_WEBHOOK_URLS", "https://a.example/h")
     get_settings.cache_clear()
     try:
-        assert cli.main(["api"]) == 2
+        with pytest.raises(SystemExit) as stopped:
+            get_settings()
     finally:
         get_settings.cache_clear()
-    assert capsys.readouterr().err.strip() == (
+    assert str(stopped.value) == (
         "llamaq: invalid setting: LLAMAQ_WEBHOOK_SECRET (whsec_...) is required when webhook endpoints are set"
     )
