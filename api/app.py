@@ -21,7 +21,10 @@ from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
 from api.routes import batches, embeddings, files, generate, health, jobs, metrics, models, responses
+from api.routes.webhooks import router as webhooks_router
+from api.webhook_dispatch import Dispatcher
 from shared.settings import Settings
+from shared.webhook_config import key_endpoints
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ def redis_client(settings: Settings) -> Redis:
     )
 
 
+def webhooks_on(settings: Settings) -> bool:
+    return bool(settings.webhook_urls or key_endpoints(settings.webhook_key_urls))
+
+
 def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,8 +60,11 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
         app.state.admission = Admission(client, settings)
         app.state.batches = BatchRunner(client, settings, app.state.admission)
         reaper = Reaper(client, settings, app.state.batches)
+        dispatcher = Dispatcher(client, settings) if webhooks_on(settings) else None
         await relay.start()
         await reaper.start()
+        if dispatcher:
+            await dispatcher.start()
         try:
             await app.state.batches.resume_all()
         except RedisError:
@@ -62,6 +72,8 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if dispatcher:
+                await dispatcher.stop()
             await reaper.stop()
             await app.state.batches.stop()
             await relay.stop()
@@ -86,5 +98,6 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(webhooks_router)
     mount_dashboard(app, settings)
     return app

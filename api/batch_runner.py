@@ -20,9 +20,9 @@ from shared import names
 from shared.errors import LlamaqError, NoWorkers, QueueFull
 from shared.events import StopReason
 from shared.payload import JobPayload, new_job_id
-from shared.scripts import SET_IF_STATUS
 from shared.settings import Settings
 from shared.states import BatchStatus
+from shared.webhooks import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +71,15 @@ class BatchRunner:
         now = int(time.time())
         if errors:
             failed = {"status": BatchStatus.FAILED.value, "failed_at": now, "errors": orjson.dumps(errors)}
-            await self._set_if_validating(batch_id, **failed)
+            await self._set_if_validating(batch_id, EventType.BATCH_FAILED, **failed)
             await self.redis.srem(names.batches_active_key(), batch_id)
             return False
         running = {"status": BatchStatus.IN_PROGRESS.value, "in_progress_at": now, "total": total}
-        return await self._set_if_validating(batch_id, **running)
+        return await self._set_if_validating(batch_id, "", **running)
 
-    async def _set_if_validating(self, batch_id: str, **fields: Any) -> bool:
-        """Leave validation unless the batch was cancelled meanwhile."""
-        args = [BatchStatus.VALIDATING.value, *[item for pair in fields.items() for item in pair]]
-        return bool(await self.redis.register_script(SET_IF_STATUS)(keys=[names.batch_key(batch_id)], args=args))
+    async def _set_if_validating(self, batch_id: str, event: str, **fields: Any) -> bool:
+        """Leave validation unless the batch was cancelled meanwhile (announcing `event`, if any, with it)."""
+        return await batch_stop.set_if_status(self.redis, batch_id, BatchStatus.VALIDATING, event, fields)
 
     async def _enqueue_all(self, batch_id: str, record: dict[str, str]) -> None:
         start = int(await self.redis.hget(names.batch_key(batch_id), "enqueued") or 0)

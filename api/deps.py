@@ -1,6 +1,5 @@
 """Request dependencies as `Annotated` aliases: settings, clients built by the lifespan, the caller."""
 
-import hashlib
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,7 +8,7 @@ from redis.asyncio import Redis
 from api.admission import Admission
 from api.relay import Relay
 from shared.errors import Unauthorized
-from shared.keys import key_matches
+from shared.keys import key_matches, owner_of_key
 from shared.settings import Settings
 
 
@@ -41,7 +40,7 @@ def owner_of(request: Request, settings: Settings) -> str:
         raise Unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
     if not key_matches(token, [key.get_secret_value() for key in settings.api_keys]):
         raise Unauthorized("Incorrect API key provided.")
-    return hashlib.sha256(token.encode()).hexdigest()[:24]
+    return owner_of_key(token)
 
 
 async def _owner(request: Request, settings: Annotated[Settings, Depends(_settings)]) -> str:

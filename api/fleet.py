@@ -8,6 +8,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 
 from api import capacity, rqrecords
+from api.webhook_views import webhook_families
 from shared import jobmetrics, names
 
 
@@ -34,7 +35,7 @@ async def fleet_families(redis: Redis) -> list[Metric]:
         slots.add_metric([model], load.slots)
         slots_busy.add_metric([model], load.busy_slots)
     figures = list(jobmetrics.families(await redis.hgetall(names.metrics_key())))
-    return [depth, age, alive, busy, slots, slots_busy, *figures]
+    return [depth, age, alive, busy, slots, slots_busy, *figures, *await webhook_families(redis)]
 
 
 async def _lane(redis: Redis, model: str, lane: str) -> tuple[int, float | None]:

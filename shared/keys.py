@@ -1,5 +1,6 @@
 """The one check of a presented secret against the configured keys."""
 
+import hashlib
 import hmac
 
 
@@ -9,3 +10,8 @@ def key_matches(secret: str | None, keys: list[str]) -> bool:
     for key in keys:
         matched |= hmac.compare_digest((secret or "").encode(), key.encode())
     return matched and bool(secret)
+
+
+def owner_of_key(key: str) -> str:
+    """The owner id a key's jobs, files and batches are stored under: a digest, never the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()[:24]

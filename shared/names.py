@@ -108,3 +108,33 @@ def response_key(response_id: str) -> str:
 
 def reaper_lock_key() -> str:
     return f"{PREFIX}:reaper:lock"
+
+
+def webhooks_enabled_key() -> str:
+    """Present while an API delivers webhooks (TTL: the delivery max age); events are announced only then."""
+    return f"{PREFIX}:webhooks:enabled"
+
+
+def webhook_outbox_key() -> str:
+    """List of announced events (JSON), written with the state change, fanned out to endpoints by the API."""
+    return f"{PREFIX}:webhooks:outbox"
+
+
+def webhook_schedule_key() -> str:
+    """Sorted set: delivery id -> when it is due (a claimed delivery's score is its lease's end)."""
+    return f"{PREFIX}:webhooks:schedule"
+
+
+def webhook_delivery_key(delivery_id: str) -> str:
+    """Hash: one event to one endpoint (url, body, attempts, lease, last error)."""
+    return f"{PREFIX}:webhooks:delivery:{delivery_id}"
+
+
+def webhook_dead_key() -> str:
+    """Capped list of deliveries given up on (JSON), newest first."""
+    return f"{PREFIX}:webhooks:dead"
+
+
+def webhook_stats_key() -> str:
+    """Hash: delivery outcome (delivered, retried, dead_lettered) -> count."""
+    return f"{PREFIX}:webhooks:stats"

@@ -6,10 +6,11 @@ names and states, the codes they return) comes from the enums and helpers it is 
 
 from enum import IntEnum
 
-from shared import rqcontract
+from shared import names, rqcontract
 from shared.events import STREAM_EVENT, STREAM_SEQ, Kind
 from shared.rqcontract import JobStatus
 from shared.states import BatchStatus, Status
+from shared.webhooks import LUA_ANNOUNCE, LUA_RESPONSE_EVENT, RESPONSE_ID_PREFIX, RESPONSES_ENDPOINT, EventType
 
 
 class AdmitOutcome(IntEnum):
@@ -45,20 +46,27 @@ redis.call('PUBLISH', {channel}, seq .. '|' .. {event})"""
 
 
 # Finish a batch whose lines have all ended: `settle(batch key, now)` returns 1 when it finished it.
-_SETTLE = f"""
+# The batch's webhook event is announced in the same step (the batch id is the key after its prefix).
+_SETTLE = (
+    LUA_ANNOUNCE
+    + f"""
 local function settle(bkey, now)
-  local b = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'status')
+  local b = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'status', 'owner')
   if not b[1] or tonumber(b[2] or '0') + tonumber(b[3] or '0') < tonumber(b[1]) then return 0 end
+  local batch_id = string.sub(bkey, {len(names.batch_key("")) + 1})
   if b[4] == '{BatchStatus.IN_PROGRESS}' then
     redis.call('HSET', bkey, 'status', '{BatchStatus.COMPLETED}', 'finalizing_at', now, 'completed_at', now)
+    announce('{EventType.BATCH_COMPLETED}', batch_id, b[5], now)
     return 1
   elseif b[4] == '{BatchStatus.CANCELLING}' then
     redis.call('HSET', bkey, 'status', '{BatchStatus.CANCELLED}', 'cancelled_at', now)
+    announce('{EventType.BATCH_CANCELLED}', batch_id, b[5], now)
     return 1
   end
   return 0
 end
 """
+)
 
 # Admission and enqueue in one step, so concurrent requests cannot overfill a queue.
 # KEYS: llamaq job hash, then RQ's: queue list, job hash, set of queues (api/rqrecords.admit_keys)
@@ -91,13 +99,15 @@ return {{{AdmitOutcome.ADMITTED}, depth + 1}}
 # so a job has exactly one terminal event whoever (worker, reaper, canceller) writes first.
 # A terminal event of a batch line also writes its output/error line, counts it, and finishes the
 # batch when it was the last one — in the same atomic step, so no line is counted twice or lost.
-# A terminal event also counts the job's end state in the metrics hash (KEYS[5], when given).
+# A terminal event also counts the job's end state in the metrics hash (KEYS[5], when given), and the end of a
+# background response (a job enqueued for `/v1/responses`, not a batch line) announces its response.* webhook.
 # KEYS: llamaq job hash, events stream, live channel, cancel key, metrics hash
 # ARGV: event json, kind, attempt or '', terminal status or '', maxlen, ttl, now, expected status or '',
 #       batch line body json or '', job id, http status, batch key prefix
 # Returns an EmitOutcome: REFUSED, APPENDED, or CANCEL_REQUESTED (appended, and a cancel is asked for).
 EMIT = (
     _SETTLE
+    + LUA_RESPONSE_EVENT
     + f"""
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st or {_ENDED} then return {EmitOutcome.REFUSED} end
@@ -130,6 +140,9 @@ if ARGV[4] ~= '' then
     redis.call('HINCRBY', bkey, counter, 1)
     redis.call('HINCRBY', bkey, counter .. '_bytes', string.len(line) + 1)
     settle(bkey, ARGV[7])
+  elseif not batch and redis.call('HGET', KEYS[1], 'endpoint') == '{RESPONSES_ENDPOINT}' then
+    local owner = redis.call('HGET', KEYS[1], 'owner')
+    announce(response_event(ARGV[4], ARGV[9]), '{RESPONSE_ID_PREFIX}' .. string.sub(ARGV[10], 5), owner, ARGV[7])
   end
 end
 {_append_event("KEYS[2]", "KEYS[3]", "ARGV[1]", maxlen="ARGV[5]", ttl="ARGV[6]")}
@@ -195,12 +208,17 @@ return settle(KEYS[1], ARGV[1])
 """
 )
 
-# Set fields of a hash only while its `status` is the expected one. KEYS: hash. ARGV: status, pairs...
-# Returns 1 when set.
-SET_IF_STATUS = """
+# Set fields of a hash only while its `status` is the expected one, and announce the webhook event the
+# change makes (a batch that failed validation or expired), in the same step.
+# KEYS: hash. ARGV: status, event type or '', object id, now, pairs... Returns 1 when set.
+SET_IF_STATUS = (
+    LUA_ANNOUNCE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 local fields = {}
-for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[2] ~= '' then announce(ARGV[2], ARGV[3], redis.call('HGET', KEYS[1], 'owner'), ARGV[4]) end
 return 1
 """
+)

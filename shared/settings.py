@@ -4,8 +4,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.webhook_config import check_webhooks
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_EMBEDDING_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -96,6 +99,31 @@ class Settings(BaseSettings):
     log_json: bool = Field(False, description="Write logs as JSON lines.")
     log_level: str = Field("INFO", description="Logging level.")
     ready_file: Path | None = Field(None, description="File the worker touches once its model is warm.")
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated endpoints every batch.* and response.* event is sent to; empty: no webhooks.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signing secret (`whsec_` + base64), required with LLAMAQ_WEBHOOK_URLS."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow endpoints on loopback, private, link-local addresses (and plain http to them only).",
+    )
+    webhook_key_urls: SecretStr | None = Field(
+        None,
+        description='Extra endpoints per API key, JSON `{"<api key>": "<url>,<url>"}`: the events of that key\'s '
+        "batches and responses go there too (signed with LLAMAQ_WEBHOOK_SECRET).",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds one delivery attempt may take.")
+    webhook_retry_base: float = Field(
+        5.0, gt=0, description="Seconds before the first retry; doubled each attempt (with jitter)."
+    )
+    webhook_retry_max_delay: float = Field(3600.0, gt=0, description="Longest wait between two attempts, seconds.")
+    webhook_max_attempts: int = Field(100, ge=1, description="Attempts before a delivery goes to the dead letters.")
+    webhook_max_age: float = Field(
+        259_200.0, gt=0, description="Seconds after the event a delivery is still retried (72 h), then dead-lettered."
+    )
 
     @model_validator(mode="after")
     def _embedding_model_name(self) -> "Settings":
@@ -110,7 +138,28 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks(self) -> "Settings":
+        check_webhooks(self.webhook_urls, self.webhook_secret, self.webhook_allow_private, self.webhook_key_urls)
+        return self
+
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings a command starts with; bad ones end it with one line per setting, naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit("\n".join(_described(error) for error in exc.errors())) from None
+
+
+def _described(error: ErrorDetails) -> str:
+    where = f"LLAMAQ_{'_'.join(str(part) for part in error['loc']).upper()}: " if error["loc"] else ""
+    return f"llamaq: invalid setting: {where}{error['msg'].removeprefix('Value error, ')}"

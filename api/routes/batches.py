@@ -1,17 +1,16 @@
 """OpenAI Batch API: create, retrieve, list, cancel."""
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api import batch_stop
 from api.batch_runner import BatchRunner
 from api.batches import batch_object, create_batch, load_batch
 from api.deps import OwnerDep, RedisDep, SettingsDep
 from api.listing import After, Limit, page
 from shared import names
 from shared.schemas import BatchCreate
-from shared.states import BatchStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -47,10 +46,7 @@ async def retrieve(batch_id: str, owner: OwnerDep, redis: RedisDep) -> dict[str,
 
 @router.post("/{batch_id}/cancel")
 async def cancel(batch_id: str, request: Request, owner: OwnerDep, redis: RedisDep) -> dict[str, Any]:
-    record = await load_batch(redis, batch_id, owner)
-    status = BatchStatus(record["status"])
-    if not status.ended and status is not BatchStatus.CANCELLING:
-        fields = {"status": BatchStatus.CANCELLING.value, "cancelling_at": int(time.time())}
-        await redis.hset(names.batch_key(batch_id), mapping=fields)
+    await load_batch(redis, batch_id, owner)
+    if await batch_stop.request_cancel(redis, batch_id):
         _runner(request).start(batch_id, "cancel")
     return batch_object(batch_id, await load_batch(redis, batch_id, owner))

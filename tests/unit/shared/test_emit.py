@@ -205,3 +205,44 @@ def test_claim_and_the_terminal_event_renew_the_records_retention(redis: fakered
 
     assert emit(redis, DONE, attempt=1, terminal="completed") == 0
     assert 200 < redis.ttl(names.job_key(JOB)) <= SETTINGS.result_ttl
+
+
+# --- webhooks ---------------------------------------------------------------------------------------
+
+
+def _outbox(redis: fakeredis.FakeRedis) -> list[dict[str, Any]]:
+    return [orjson.loads(raw) for raw in redis.lrange(names.webhook_outbox_key(), 0, -1)]
+
+
+@pytest.mark.parametrize(
+    ("event", "terminal", "announced"),
+    [
+        (events.Done({"choices": [{"finish_reason": "stop"}]}), "completed", "response.completed"),
+        (events.Done({"choices": [{"finish_reason": "length"}]}), "completed", "response.incomplete"),
+        (FAILED, "failed", "response.failed"),
+        (events.Failed.of(499, "invalid_request_error", "cancelled", "The job was cancelled."), "cancelled",
+         "response.cancelled"),
+    ],
+)  # fmt: skip
+def test_the_end_of_a_background_response_announces_its_event(
+    redis: fakeredis.FakeRedis, event: events.Event, terminal: str, announced: str
+) -> None:
+    redis.set(names.webhooks_enabled_key(), 1)
+    redis.hset(names.job_key(JOB), mapping={"endpoint": "/v1/responses", "owner": "o1"})
+    claim(redis)
+    emit(redis, events.Started("w1", 3, 1), attempt=1)
+    assert _outbox(redis) == []
+    emit(redis, event, attempt=1, terminal=terminal)
+
+    (entry,) = _outbox(redis)
+    assert entry["type"] == announced and entry["id"] == "resp_" + JOB.removeprefix("job_") and entry["owner"] == "o1"
+    emit(redis, DONE, attempt=1, terminal="completed")  # refused: still one event
+    assert len(_outbox(redis)) == 1
+
+
+def test_other_jobs_announce_nothing(redis: fakeredis.FakeRedis) -> None:
+    redis.set(names.webhooks_enabled_key(), 1)
+    redis.hset(names.job_key(JOB), mapping={"endpoint": "/v1/chat/completions"})
+    claim(redis)
+    emit(redis, DONE, attempt=1, terminal="completed")
+    assert _outbox(redis) == []

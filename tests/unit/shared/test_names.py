@@ -30,6 +30,12 @@ PINNED = {
     "response_key": (("resp_1",), "llamaq:response:resp_1"),
     "file_lines_key": (("file-1",), "llamaq:file:file-1:lines"),
     "reaper_lock_key": ((), "llamaq:reaper:lock"),
+    "webhooks_enabled_key": ((), "llamaq:webhooks:enabled"),
+    "webhook_outbox_key": ((), "llamaq:webhooks:outbox"),
+    "webhook_schedule_key": ((), "llamaq:webhooks:schedule"),
+    "webhook_delivery_key": (("evt_1.0",), "llamaq:webhooks:delivery:evt_1.0"),
+    "webhook_dead_key": ((), "llamaq:webhooks:dead"),
+    "webhook_stats_key": ((), "llamaq:webhooks:stats"),
 }
 
 
