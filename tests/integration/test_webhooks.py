@@ -144,3 +144,25 @@ def test_a_private_address_is_refused_without_the_setting(fresh_redis_url: str, 
         assert letter["type"] == "batch.failed" and letter["object_id"] == batch_id
         assert letter["last_error"].startswith("refused: 127.0.0.1 is not a public address")
         assert letter["attempts"] == 1 and receiver.received == []
+
+
+def test_background_responses_announce_how_they_ended(fresh_redis_url: str, logs_dir: Any) -> None:
+    """`response.completed` / `incomplete` / `cancelled` for background responses; an answered one sends none."""
+    with receiving() as ok:
+        overrides = {"webhook_urls": ok.url(), "webhook_secret": SECRET, "webhook_allow_private": "true"}
+        with running_stack(fresh_redis_url, logs_dir, **overrides) as stack, _client(stack) as client:
+            client.responses.create(model=MODEL, input="Hi", max_output_tokens=4)  # answered at once: no event
+            short = client.responses.create(model=MODEL, input="Hi", max_output_tokens=4, background=True)
+            long = client.responses.create(
+                model=MODEL, input="Count to 1000.", max_output_tokens=1500, background=True, temperature=0
+            )
+            wait_for(lambda: client.responses.retrieve(long.id).status == "in_progress", "long response running")
+            client.responses.cancel(long.id)
+            got = ok.wait(2, timeout=120)
+            unwrapped = {
+                (event := client.webhooks.unwrap(each.body, each.headers, secret=SECRET)).data.id: event.type
+                for each in got
+            }
+            assert unwrapped == {short.id: "response.incomplete", long.id: "response.cancelled"}
+            assert client.responses.retrieve(short.id).status == "incomplete"
+            assert len(ok.received) == 2
