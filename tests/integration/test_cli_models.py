@@ -62,3 +62,38 @@ def test_up_refuses_a_bad_model_spec_before_starting(
     done = subprocess.run([str(LLAMAQ), "up", *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert not (home / "state" / "llamaq").exists(), "nothing was started"
+
+
+def test_up_serves_a_chat_model_beside_an_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("home")
+    env = fresh_machine_env(home, free_port())
+    args = ["--model", "smol=bundled", "--model", "minilm=bundled,embedding=true"]
+    up = subprocess.Popen(
+        [str(LLAMAQ), "up", *args], env=env, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = Output(up)
+    children: list[psutil.Process] = []
+    try:
+        base_url = output.wait_for(r"serving smol, minilm at (http://\S+/v1)", timeout=180)[1]
+        children = psutil.Process(up.pid).children(recursive=True)
+        with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=60) as client:
+            listed = {model.id: model.model_dump() for model in client.models.list()}
+            assert {name: entry["capabilities"] for name, entry in listed.items()} == {
+                "smol": ["chat", "completions"],
+                "minilm": ["embeddings"],
+            }
+            vectors = client.embeddings.create(model="minilm", input=["a queue", "a line of people"])
+            assert [len(item.embedding) for item in vectors.data] == [384, 384]
+            reply = client.chat.completions.create(
+                model="smol", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+            )
+            assert reply.model == "smol"
+            with pytest.raises(openai.BadRequestError) as wrong:
+                client.chat.completions.create(model="minilm", messages=[{"role": "user", "content": "hi"}])
+            assert wrong.value.code == "model_not_supported" and wrong.value.param == "model"
+            with pytest.raises(openai.BadRequestError):
+                client.embeddings.create(model="smol", input="hi")
+        up.terminate()
+        assert up.wait(60) == 0
+    finally:
+        end_up(up, children, output)
