@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from api import dashboard_webhooks
 from api.middleware.dashboard_guard import DashboardGuard
 from shared.logs import configure_logging
 from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
@@ -66,6 +67,13 @@ def flask_app(settings: Settings) -> Any:
     web.serialize_current_job = current_job
     app.register_blueprint(web.blueprint, url_prefix="")
     web.setup_rq_connection(app)
+
+    @app.route("/webhooks")
+    def _webhooks() -> Response:
+        from redis import Redis
+
+        with Redis.from_url(settings.redis_url or "") as client:
+            return Response(dashboard_webhooks.page(client), mimetype="text/html")
 
     @app.after_request
     def _scrub(response: Response) -> Response:

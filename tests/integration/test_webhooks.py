@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import html
 import io
 import signal
 from typing import Any
@@ -79,6 +80,7 @@ def test_batch_completed_is_signed_retried_never_redirected_and_dead_lettered(
     ):
         urls = ",".join([ok.url(), flaky.url(), moved.url("/moved"), broken.url()])
         overrides = {"webhook_urls": urls, "webhook_secret": SECRET, "webhook_allow_private": "true", **FAST_RETRIES}
+        overrides["dashboard_keys"] = "dashboard-key"
         with running_stack(fresh_redis_url, logs_dir, **overrides) as stack, _client(stack) as client:
             batch_id = _batch(client)
             (got,) = ok.wait(1, timeout=120)
@@ -108,6 +110,10 @@ def test_batch_completed_is_signed_retried_never_redirected_and_dead_lettered(
             assert 'llamaq_webhook_deliveries_total{outcome="dead_lettered"} 2.0' in metrics
             assert "llamaq_webhook_dead_letters 2.0" in metrics and "llamaq_webhook_pending 0.0" in metrics
             assert len(ok.received) == 1 and len(flaky.received) == 3
+            page = httpx.get(f"{stack.base_url}/dashboard/webhooks", auth=("ops", "dashboard-key"), timeout=10)
+            assert page.status_code == 200 and "dead letters: 2" in page.text and "dead_lettered: 2" in page.text
+            assert page.text.count(event.id) == 2 and html.escape(moved.url("")) in page.text
+            assert httpx.get(f"{stack.base_url}/dashboard/webhooks", timeout=10).status_code == 401
 
 
 def test_a_receiver_down_across_an_api_restart_still_gets_the_event(fresh_redis_url: str, logs_dir: Any) -> None:
