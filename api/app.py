@@ -15,6 +15,7 @@ from api.batch_runner import BatchRunner
 from api.dashboard import mount as mount_dashboard
 from api.metrics import HttpMetrics
 from api.middleware.body_limit import BodyLimit
+from api.middleware.cors import add_cors
 from api.middleware.drain import Drain, DrainStreams
 from api.middleware.request_log import RequestLog
 from api.openapi import documented_openapi
@@ -88,6 +89,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.state.drain = Drain()
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(DrainStreams, drain=app.state.drain)
+    add_cors(app, settings.cors_origins)  # outside the body limit: a 413 carries the CORS headers too
     app.add_middleware(RequestLog, metrics=app.state.http_metrics)  # outermost: times and logs everything
     app.include_router(generate.router)
     app.include_router(embeddings.router)

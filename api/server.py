@@ -1,4 +1,4 @@
-"""`llamaq api`: serve the app with uvicorn; on SIGTERM/SIGINT open event streams end with a terminal event."""
+"""`llamaq api`: serve the app with uvicorn (HTTPS with LLAMAQ_TLS_*); on SIGTERM/SIGINT open streams end cleanly."""
 
 from types import FrameType
 
@@ -8,6 +8,7 @@ from api.app import create_app
 from api.middleware.drain import Drain
 from shared.logs import configure_logging
 from shared.settings import Settings
+from shared.tls import tls_problem
 
 
 class DrainingServer(uvicorn.Server):
@@ -21,6 +22,8 @@ class DrainingServer(uvicorn.Server):
 
 
 def main(settings: Settings) -> None:
+    if problem := tls_problem(settings):
+        raise SystemExit(problem)
     configure_logging(settings)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -30,5 +33,7 @@ def main(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     DrainingServer(config, app.state.drain).run()

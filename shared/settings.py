@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.origins import check_origin
 from shared.webhook_config import check_webhooks
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -77,6 +78,15 @@ class Settings(BaseSettings):
     dashboard_actions: bool = Field(False, description="Allow the dashboard's requeue/delete/empty actions.")
     host: str = Field("127.0.0.1", description="API listen address.")
     port: int = Field(8000, ge=0, le=65535, description="API listen port.")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) the API serves HTTPS with, set with LLAMAQ_TLS_KEY; unset: HTTP."
+    )
+    tls_key: Path | None = Field(None, description="Unencrypted PEM private key of LLAMAQ_TLS_CERT.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins browsers may call the API from (`https://app.example`), `*` for any; "
+        "empty: no CORS headers.",
+    )
     max_tokens_cap: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
     default_max_tokens: int = Field(
         1024,
@@ -144,6 +154,31 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin for origin in (part.strip() for part in value.split(",")) if origin]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        return [check_origin(origin) for origin in origins]
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Settings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(
+                "LLAMAQ_TLS_CERT and LLAMAQ_TLS_KEY go together: set both to serve HTTPS, or neither for HTTP"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhooks(self) -> "Settings":

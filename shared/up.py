@@ -21,6 +21,7 @@ from shared.modelspec import ModelSpec, WorkerPlan
 from shared.redis_server import RedisServer
 from shared.settings import Settings
 from shared.supervisor import Child
+from shared.tls import scheme, tls_problem, unverified_context
 
 
 def _state_dir() -> Path:
@@ -48,8 +49,9 @@ def _wait_ready(
 
     `children` are the workers, in the order of `plans`, then the API.
     """
-    url = f"http://{settings.host}:{settings.port}/v1/models"
+    url = f"{scheme(settings)}://{settings.host}:{settings.port}/v1/models"
     headers = {"Authorization": f"Bearer {settings.api_keys[0].get_secret_value()}"} if settings.api_keys else {}
+    context = unverified_context()  # our own child, asked only whether it answers
     api, missing = children[-1], {plan.model for plan in plans}
     api_answered = False
     deadline = time.monotonic() + timeout
@@ -57,7 +59,8 @@ def _wait_ready(
         if exited := next((child for child in children if child.poll() is not None), None):
             return exited, "during start-up"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
                 api_answered = True
                 missing -= {model["id"] for model in json.loads(response.read())["data"]}
                 if not missing:
@@ -83,7 +86,9 @@ def _stop(children: list[Child], timeout: float = 30.0) -> None:
 
 
 def _preflight(settings: Settings, state: Path) -> str | None:
-    """Why `up` cannot start here, said before anything starts: a taken API port, another `up` on this state."""
+    """Why `up` cannot start here, said before anything starts: TLS files, a taken port, another `up` on this state."""
+    if problem := tls_problem(settings):
+        return problem
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -122,7 +127,7 @@ def _supervise(
     if stopping():
         return 0
     served = ", ".join(dict.fromkeys(plan.model for plan in plans))
-    print(f"llamaq: serving {served} at http://{settings.host}:{settings.port}/v1", flush=True)
+    print(f"llamaq: serving {served} at {scheme(settings)}://{settings.host}:{settings.port}/v1", flush=True)
     print(f"llamaq: redis at {redis_url}; Ctrl-C stops everything", flush=True)
     while not stopping():
         if exited := next((child for child in children if child.poll() is not None), None):

@@ -4,6 +4,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,10 +35,13 @@ class Stack:
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: Path | None = None
+    # HTTPS stacks (LLAMAQ_TLS_CERT set): the scheme, and a context that trusts their certificate.
+    scheme: str = "http"
+    verify: ssl.SSLContext | bool = True
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def spawn(self, command: str, log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         assert self.logs is not None
@@ -64,7 +68,7 @@ class Stack:
 
         def ready() -> bool:
             with contextlib.suppress(httpx.HTTPError):
-                body = httpx.get(f"{self.base_url}/health/ready", timeout=2).json()
+                body = httpx.get(f"{self.base_url}/health/ready", timeout=2, verify=self.verify).json()
                 return bool(body.get("models", {}).get(model, {}).get("workers", 0) >= count)
             return False
 
@@ -84,11 +88,16 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(redis_url: str, logs: Path, workers: int = 1, **overrides: str) -> Iterator[Stack]:
-    """An API and `workers` workers against `redis_url`; `overrides` are LLAMAQ_* settings."""
+    """An API and `workers` workers against `redis_url`; `overrides` are LLAMAQ_* settings.
+
+    With `tls_cert` (and `tls_key`) the API serves HTTPS, and the stack trusts that certificate.
+    """
     port = free_port()
     env = {**os.environ, "LLAMAQ_REDIS_URL": redis_url, "LLAMAQ_HOST": "127.0.0.1", "LLAMAQ_PORT": str(port)}
     env.update({f"LLAMAQ_{key.upper()}": value for key, value in overrides.items()})
     stack = Stack(redis_url=redis_url, env=env, port=port, logs=logs)
+    if cert := env.get("LLAMAQ_TLS_CERT"):
+        stack.scheme, stack.verify = "https", trusting(cert)
     logs.mkdir(parents=True, exist_ok=True)
     try:
         stack.api = stack.spawn("api", "api.log")
@@ -97,7 +106,7 @@ def running_stack(redis_url: str, logs: Path, workers: int = 1, **overrides: str
         if workers:
             stack.wait_workers(workers)
         else:
-            wait_http(f"{stack.base_url}/health/live")
+            wait_http(f"{stack.base_url}/health/live", verify=stack.verify)
         yield stack
     finally:
         stack.stop()
@@ -110,10 +119,15 @@ def gemma_gguf() -> Path:
     return Path(assemble())
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
+def trusting(cert: str | Path) -> ssl.SSLContext:
+    """A client context that trusts `cert` alone (a self-signed server certificate)."""
+    return ssl.create_default_context(cafile=str(cert))
+
+
+def wait_http(url: str, timeout: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
     def answers() -> bool:
         with contextlib.suppress(httpx.HTTPError):
-            return httpx.get(url, timeout=2).status_code == 200
+            return httpx.get(url, timeout=2, verify=verify).status_code == 200
         return False
 
     wait_for(answers, f"{url} to answer 200", timeout, interval=0.1)
