@@ -1,8 +1,9 @@
 """CORS for browser clients (LLAMAQ_CORS_ORIGINS): Starlette's `CORSMiddleware`, set up for the OpenAI clients.
 
 Preflights are answered here, before any route, so they need no API key (a browser sends none on them);
-every real request still goes through the key check. Added outside the other middlewares of the API so its
-headers are on every answer, errors included: a script cannot read a response that lacks them.
+every real request still goes through the key check. Added outside the body limit and the drain (inside the
+request log, which times and logs preflights too) so its headers are on error answers as well: a script cannot
+read a response that lacks them.
 """
 
 from fastapi import FastAPI
