@@ -24,6 +24,7 @@ from api.relay import Relay
 from api.routes import batches, embeddings, files, generate, health, jobs, metrics, models, responses
 from api.routes.webhooks import router as webhooks_router
 from api.webhook_dispatch import Dispatcher
+from shared.redis_client import async_client
 from shared.settings import Settings
 from shared.webhook_config import key_endpoints
 
@@ -36,7 +37,7 @@ def redis_client(settings: Settings) -> Redis:
     # Short connect timeout: while Redis is down, callers get a 503 within a second.
     # Driver info built once: by default every new connection looks redis-py's version up in the package
     # metadata (about 1 ms, on the event loop), and a burst of requests opens hundreds of connections.
-    return Redis.from_url(
+    return async_client(
         settings.redis_url,
         driver_info=DriverInfo(),
         socket_connect_timeout=0.5,

@@ -21,6 +21,7 @@ from api import dashboard_webhooks
 from api.middleware.dashboard_guard import DashboardGuard
 from shared.logs import configure_logging
 from shared.payload import JOB_DESCRIPTION, JOB_FUNCTION
+from shared.redis_client import sync_client
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -66,13 +67,12 @@ def flask_app(settings: Settings) -> Any:
     web.config.serializer = JSONSerializer
     web.serialize_current_job = current_job
     app.register_blueprint(web.blueprint, url_prefix="")
+    # rq-dashboard connects by itself; it reads `redis+sentinel://` URLs in the same form (redis-sentinel-url).
     web.setup_rq_connection(app)
 
     @app.route("/webhooks")
     def _webhooks() -> Response:
-        from redis import Redis
-
-        with Redis.from_url(settings.redis_url or "") as client:
+        with sync_client(settings.redis_url or "") as client:
             return Response(dashboard_webhooks.page(client), mimetype="text/html")
 
     @app.after_request

@@ -9,6 +9,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.origins import check_origin
+from shared.redisurl import is_sentinel, parse_sentinel
 from shared.webhook_config import check_webhooks
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -20,7 +21,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         None,
-        description="Redis URL (redis://, rediss://, unix://). Unset: `llamaq up` starts an embedded Redis.",
+        description="Redis URL (redis://, rediss://, unix://, or redis+sentinel://[user:pass@]host:port[,host:port...]"
+        "/<service>[/<db>] to follow a Sentinel-managed master). Unset: `llamaq up` starts an embedded Redis.",
     )
     model_path: Path | None = Field(None, description="GGUF file the worker loads; unset: the bundled SmolLM2.")
     model_name: str = Field(
@@ -159,6 +161,13 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _sentinel_url(cls, url: str | None) -> str | None:
+        if url and is_sentinel(url):
+            parse_sentinel(url)
+        return url
 
     @field_validator("cors_origins", mode="before")
     @classmethod

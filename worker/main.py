@@ -13,6 +13,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared.logs import configure_logging
+from shared.redis_client import sync_client
 from shared.settings import Settings
 from worker.context import WorkerContext
 from worker.embed_model import load_embed_scheduler
@@ -31,7 +32,7 @@ def main(settings: Settings) -> None:
     configure_logging(settings)
     if not settings.redis_url:
         raise SystemExit("LLAMAQ_REDIS_URL is not set (llamaq up sets it for you)")
-    redis = Redis.from_url(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
+    redis = sync_client(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
     hand_back_freed_memory()
     scheduler = load_embed_scheduler(settings) if settings.embedding else load_scheduler(settings)
     context = WorkerContext(settings, redis, scheduler, Scripts(redis), _worker_name())
