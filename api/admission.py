@@ -13,6 +13,7 @@ from shared.payload import JobPayload, check_context
 from shared.scripts import ADMIT, AdmitOutcome
 from shared.settings import Settings
 from shared.states import Status
+from shared.tracing import Tracing
 
 
 @dataclass
@@ -22,9 +23,10 @@ class Admitted:
 
 
 class Admission:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings, tracing: Tracing | None = None) -> None:
         self._redis = redis
         self._settings = settings
+        self.tracing = tracing or Tracing()
         self._admit = redis.register_script(ADMIT)
 
     async def _model_state(self, model: str) -> tuple[int, bool, modelinfo.ModelInfo]:
@@ -43,7 +45,21 @@ class Admission:
     async def enqueue(
         self, payload: JobPayload, owner: str, extra: dict[str, Any] | None = None, idempotency: str = ""
     ) -> Admitted:
-        """Check depth and enqueue atomically; 429 with Retry-After when the lane is full."""
+        """Check depth and enqueue atomically; 429 with Retry-After when the lane is full.
+
+        With tracing on, the job carries this `admission` span's context: its worker's spans are its children.
+        """
+        attributes = {"llamaq.job_id": payload.id, "llamaq.model": payload.model, "llamaq.lane": payload.lane}
+        with self.tracing.span("admission", kind="producer", attributes=attributes) as span:
+            carrier = self.tracing.carrier()
+            payload.traceparent, payload.tracestate = carrier.get("traceparent"), carrier.get("tracestate")
+            admitted = await self._enqueue(payload, owner, extra, idempotency)
+            span.set_attribute("llamaq.replayed", admitted.replayed)
+            return admitted
+
+    async def _enqueue(
+        self, payload: JobPayload, owner: str, extra: dict[str, Any] | None, idempotency: str
+    ) -> Admitted:
         workers, known, info = await self._model_state(payload.model)
         _refuse_unserved(payload.model, workers, known)
         check_serves(payload, info)

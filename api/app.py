@@ -18,6 +18,7 @@ from api.middleware.body_limit import BodyLimit
 from api.middleware.cors import add_cors
 from api.middleware.drain import Drain, DrainStreams
 from api.middleware.request_log import RequestLog
+from api.middleware.tracing import TraceRequests
 from api.openapi import documented_openapi
 from api.reaper import Reaper
 from api.relay import Relay
@@ -26,6 +27,7 @@ from api.routes.webhooks import router as webhooks_router
 from api.webhook_dispatch import Dispatcher
 from shared.redis_client import async_client
 from shared.settings import Settings
+from shared.tracing import Tracing
 from shared.webhook_config import key_endpoints
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.redis = client
         app.state.relay = relay
-        app.state.admission = Admission(client, settings)
+        app.state.admission = Admission(client, settings, tracing)
         app.state.batches = BatchRunner(client, settings, app.state.admission)
         reaper = Reaper(client, settings, app.state.batches)
         dispatcher = Dispatcher(client, settings) if webhooks_on(settings) else None
@@ -81,7 +83,10 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
             await relay.stop()
             if redis is None:
                 await client.aclose()
+            tracing.shutdown()  # exports the spans still buffered
 
+    # Built here, not in the lifespan: the request middleware holds it.
+    tracing = Tracing.build(settings, "llamaq-api")
     app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan)
     app.openapi = documented_openapi(app)  # type: ignore[method-assign]
     errors.install(app)
@@ -91,6 +96,8 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(DrainStreams, drain=app.state.drain)
     add_cors(app, settings.cors_origins)  # outside the body limit: a 413 carries the CORS headers too
+    if tracing.on:  # inside the request log, so the span names the request id
+        app.add_middleware(TraceRequests, tracing=tracing)
     app.add_middleware(RequestLog, metrics=app.state.http_metrics)  # outermost: times and logs everything
     app.include_router(generate.router)
     app.include_router(embeddings.router)

@@ -24,6 +24,7 @@ from shared.logs import REQUEST_ID
 from shared.payload import JobPayload
 from shared.schemas import SamplingFields
 from shared.settings import Settings
+from shared.tracing import Span
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ class Responder:
             # Subscribed only once admitted, so a refused request never touches the shared pub/sub connection
             # (under overload most are refused). Nothing is missed: a follower replays the job's stream first.
             follower = await stack.enter_async_context(self.relay.follow(payload.id))
+            # The wait for the job's answer, or its whole stream: ended with the stack, whichever way it closes.
+            span = self.admission.tracing.start(
+                "relay", attributes={"llamaq.job_id": payload.id, "llamaq.stream": stream}
+            )
+            stack.callback(span.end)
             loop = asyncio.get_running_loop()
             first = await self._wait(follower, loop.time() + self.settings.sync_timeout, skip_started=not stream)
             if not stream:
@@ -92,7 +98,7 @@ class Responder:
                 await stack.aclose()
                 assert isinstance(done, events.Done)  # `_wait` returns only a Done when STARTED is skipped
                 return OrjsonResponse(render(done))
-            body = self._relay_stream(follower, writer(payload), stack.pop_all())
+            body = self._relay_stream(follower, writer(payload), stack.pop_all(), span)
             return StreamingResponse(body, media_type="text/event-stream", headers=_SSE_HEADERS)
         except (JobFailed, Timeout):
             with anyio.CancelScope(shield=True):
@@ -132,9 +138,10 @@ class Responder:
                 return got
 
     async def _relay_stream(
-        self, follower: Follower, writer: Writer, stack: contextlib.AsyncExitStack
+        self, follower: Follower, writer: Writer, stack: contextlib.AsyncExitStack, span: Span
     ) -> AsyncIterator[bytes]:
         finished = False
+        tokens = 0
         try:
             yield writer.opening()
             loop = asyncio.get_running_loop()
@@ -154,6 +161,7 @@ class Responder:
                     return
                 _, event = got
                 if isinstance(event, events.Token):
+                    tokens += 1
                     yield writer.token(event.text, event.index, event.logprobs, event.calls)
                 elif isinstance(event, events.Done):
                     finished = True
@@ -164,6 +172,8 @@ class Responder:
                     yield writer.error(event.error)
                     return
         finally:
+            span.set_attribute("llamaq.token_events", tokens)
+            span.set_attribute("llamaq.finished", finished)
             with anyio.CancelScope(shield=True):
                 if not finished:
                     with contextlib.suppress(RedisError, OSError):

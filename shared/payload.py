@@ -61,6 +61,9 @@ class JobPayload(BaseModel):
     dimensions: int | None = None
     # The HTTP request that submitted the job, so the worker's job log line can name it.
     request_id: str | None = None
+    # W3C Trace Context of the submitting request (only with LLAMAQ_TRACING=otlp): the worker's spans join its trace.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 def new_job_id() -> str:

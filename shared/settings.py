@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     max_batch_lines: int = Field(50_000, ge=1, description="Most requests one batch input file may hold.")
     log_json: bool = Field(False, description="Write logs as JSON lines.")
     log_level: str = Field("INFO", description="Logging level.")
+    tracing: Literal["off", "otlp"] = Field(
+        "off",
+        description="`otlp`: OpenTelemetry spans of every request and job, exported over OTLP/HTTP to "
+        "OTEL_EXPORTER_OTLP_ENDPOINT (needs the `tracing` extra); `off`: none.",
+    )
     ready_file: Path | None = Field(None, description="File the worker touches once its model is warm.")
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

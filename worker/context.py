@@ -7,6 +7,7 @@ from typing import Any
 from redis import Redis
 
 from shared.settings import Settings
+from shared.tracing import Tracing
 from worker.sink import Scripts
 
 
@@ -42,3 +43,4 @@ class WorkerContext:
     scripts: Scripts
     name: str
     current: Current = field(default_factory=Current)
+    tracing: Tracing = field(default_factory=Tracing)  # a no-op unless LLAMAQ_TRACING=otlp

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from shared.logs import configure_logging
 from shared.redis_client import sync_client
 from shared.settings import Settings
+from shared.tracing import Tracing
 from worker.context import WorkerContext
 from worker.embed_model import load_embed_scheduler
 from worker.embed_scheduler import EmbedScheduler
@@ -35,7 +36,8 @@ def main(settings: Settings) -> None:
     redis = sync_client(settings.redis_url, health_check_interval=30, socket_connect_timeout=2, socket_timeout=30)
     hand_back_freed_memory()
     scheduler = load_embed_scheduler(settings) if settings.embedding else load_scheduler(settings)
-    context = WorkerContext(settings, redis, scheduler, Scripts(redis), _worker_name())
+    tracing = Tracing.build(settings, "llamaq-worker")
+    context = WorkerContext(settings, redis, scheduler, Scripts(redis), _worker_name(), tracing=tracing)
     presence = Presence(context)
     presence.start()
     if settings.ready_file:
@@ -49,6 +51,7 @@ def main(settings: Settings) -> None:
     finally:
         presence.stop()
         scheduler.close()
+        tracing.shutdown()  # exports the spans still buffered
         if settings.ready_file:
             settings.ready_file.unlink(missing_ok=True)
 

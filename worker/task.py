@@ -8,6 +8,7 @@ from shared import embedding_rules, jobmetrics, names, objects
 from shared.errors import Cancelled, LlamaqError, Timeout
 from shared.payload import JobPayload, response_id
 from shared.states import Status
+from worker import job_trace
 from worker.context import WorkerContext
 from worker.embed_task import embed_job
 from worker.engine import Progress
@@ -44,6 +45,8 @@ def run(ctx: WorkerContext, payload: dict[str, Any]) -> dict[str, Any]:
         ctx.current.end(job.id)
     duration = time.monotonic() - started
     figures = clock.figures(job.model, job.lane)
+    fields = {"llamaq.outcome": outcome, "llamaq.attempt": sink.attempt, "llamaq.worker": ctx.name}
+    job_trace.record(ctx.tracing, job, clock, time.time(), fields)
     with ctx.redis.pipeline(transaction=False) as pipe:
         pipe.lpush(names.job_durations_key(job.model), round(duration, 4))
         pipe.ltrim(names.job_durations_key(job.model), 0, 99)
