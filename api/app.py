@@ -1,8 +1,10 @@
 """The FastAPI application: clients built once in the lifespan, routers, and the error mapping."""
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -87,7 +89,12 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
 
     # Built here, not in the lifespan: the request middleware holds it.
     tracing = Tracing.build(settings, "llamaq-api")
-    app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan)
+    # FastAPI 0.165+ can trace requests, bodies included, through a global OpenTelemetry provider that an
+    # environment configures: llamaq traces through its own provider (shared/tracing.py), never with prompts.
+    quiet: dict[str, Any] = (
+        {"telemetry": {"tracing": False}} if "telemetry" in inspect.signature(FastAPI).parameters else {}
+    )
+    app = FastAPI(title="llamaq", version="0.1.0", lifespan=lifespan, **quiet)
     app.openapi = documented_openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, files_limit=settings.max_file_bytes + 65_536)
