@@ -2,11 +2,8 @@
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.settings import Settings
@@ -41,20 +38,6 @@ tracing.start("b").end()
 assert not tracing.on and tracing.carrier() == {} and tracing.extract({"traceparent": "x"}) is None
 tracing.shutdown()
 """
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    yield InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracing(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = Tracing(provider)
-    yield tracing
-    tracing.shutdown()
 
 
 def test_off_is_the_default_and_runs_without_opentelemetry_installed() -> None:

@@ -1,30 +1,12 @@
 """A job's spans from its clock: `queue.wait` and `job` under the carried context, `prompt` and `decode` under `job`."""
 
-from collections.abc import Iterator
-
-import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.payload import JobPayload
 from shared.tracing import Tracing
 from worker import job_trace
 from worker.metrics import JobClock
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    yield InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracing(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = Tracing(provider)
-    yield tracing
-    tracing.shutdown()
 
 
 def _job(tracing: Tracing) -> JobPayload:
